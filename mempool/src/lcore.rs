@@ -177,10 +177,7 @@ mod tests {
             register(100).unwrap();
             assert_eq!(id(), Some(100));
             assert_eq!(register(100), Ok(()), "idempotent");
-            assert_eq!(
-                register(101),
-                Err(LcoreError::AlreadyRegistered { current: 100 })
-            );
+            assert_eq!(register(101), Err(LcoreError::AlreadyRegistered { current: 100 }));
             std::thread::spawn(|| assert_eq!(register(100), Err(LcoreError::Taken { id: 100 })))
                 .join()
                 .unwrap();

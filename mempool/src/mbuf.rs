@@ -320,11 +320,7 @@ impl Mbuf {
     #[inline(always)]
     pub fn tx_lens(&self) -> (u8, u16, u8) {
         let v = get!(self, tx_offload);
-        (
-            (v & 0x7f) as u8,
-            ((v >> 7) & 0x1ff) as u16,
-            ((v >> 16) & 0xff) as u8,
-        )
+        ((v & 0x7f) as u8, ((v >> 7) & 0x1ff) as u16, ((v >> 16) & 0xff) as u8)
     }
 
     /// Sets the TX offload header lengths (l2 < 128, l3 < 512), as DPDK's bit-field packs them.
@@ -516,10 +512,7 @@ impl Mbuf {
 
     /// The segments of the chain, first to last.
     pub fn segments(&self) -> Segments<'_> {
-        Segments {
-            next: self.0.as_ptr(),
-            _m: core::marker::PhantomData,
-        }
+        Segments { next: self.0.as_ptr(), _m: core::marker::PhantomData }
     }
 
     /// Copies the whole packet's data into a vector (for tests and slow paths).
@@ -633,11 +626,7 @@ fn obj_of(h: *mut MbufHdr) -> ObjPtr {
 unsafe fn attach(mi: *mut MbufHdr, m: *mut MbufHdr) {
     // SAFETY: per the contract.
     unsafe {
-        let md = if (*m).flags & F_INDIRECT != 0 {
-            (*m).direct
-        } else {
-            m
-        };
+        let md = if (*m).flags & F_INDIRECT != 0 { (*m).direct } else { m };
         (*md).refcnt.fetch_add(1, Ordering::AcqRel);
         (*mi).buf_addr = (*m).buf_addr;
         (*mi).buf_iova = (*m).buf_iova;
@@ -659,9 +648,7 @@ unsafe fn detach(mi: *mut MbufHdr) -> Option<*mut MbufHdr> {
     unsafe {
         let md = (*mi).direct;
         let geo = (*(*mi).pool).mbuf.expect("mbufs come from mbuf pools");
-        (*mi).buf_addr = mi
-            .cast::<u8>()
-            .add(size_of::<MbufHdr>() + (*mi).priv_size as usize);
+        (*mi).buf_addr = mi.cast::<u8>().add(size_of::<MbufHdr>() + (*mi).priv_size as usize);
         (*mi).buf_iova = (*mi).own_buf_iova;
         (*mi).buf_len = geo.buf_len;
         (*mi).data_off = geo.headroom.min(geo.buf_len);
@@ -873,9 +860,8 @@ impl MbufPool {
     pub fn with_config(cfg: &MbufPoolConfig) -> Result<Self, MempoolError> {
         let buf_len = cfg.headroom as u32 + cfg.data_room as u32;
         let elt = size_of::<MbufHdr>() + cfg.priv_size as usize + buf_len as usize;
-        let pcfg = MempoolConfig::new(&cfg.name, cfg.n, elt)
-            .cache_size(cfg.cache_size)
-            .huge(cfg.huge);
+        let pcfg =
+            MempoolConfig::new(&cfg.name, cfg.n, elt).cache_size(cfg.cache_size).huge(cfg.huge);
         if buf_len > u16::MAX as u32 {
             return Err(MempoolError::BadObjectSize {
                 name: cfg.name.clone(),
@@ -890,9 +876,7 @@ impl MbufPool {
         };
         let pool = Mempool::create_with(&pcfg, Some(geo), |inner, obj, _| {
             let h = obj.as_ptr().cast::<MbufHdr>();
-            let buf = obj
-                .as_ptr()
-                .wrapping_add(size_of::<MbufHdr>() + geo.priv_size as usize);
+            let buf = obj.as_ptr().wrapping_add(size_of::<MbufHdr>() + geo.priv_size as usize);
             let iova = inner.va_to_iova(buf as usize).unwrap_or(buf as u64);
             // SAFETY: `obj` is the start of a fresh, 64-byte aligned pool object large enough for
             // the header; nobody else can see it yet.
@@ -981,11 +965,7 @@ impl MbufPool {
     pub fn alloc_bulk<B: MbufBuf>(&self, out: &mut B, n: usize) -> Result<(), MempoolError> {
         let (dst, room) = out.spare(n);
         if room < n {
-            return Err(MempoolError::TableFull {
-                len: 0,
-                capacity: room,
-                wanted: n,
-            });
+            return Err(MempoolError::TableFull { len: 0, capacity: room, wanted: n });
         }
         // SAFETY: `dst` is valid for n writes.
         if !unsafe { self.alloc_bulk_raw(dst, n) } {

@@ -11,6 +11,7 @@
 //! - get(n): if the cache holds `n`, pop them. If not and `n <= size/2`, refill `size/2` from the
 //!   ring in one burst, then pop. A larger get that the cache cannot serve goes straight to the
 //!   ring. A get can fail while other lcores' caches hold objects, as in DPDK.
+//!
 //! Threads without an lcore id (more than [`MAX_LCORE`](crate::lcore::MAX_LCORE) live threads)
 //! and pools created with `cache_size` 0 use the ring directly.
 //!
@@ -241,13 +242,8 @@ unsafe impl Sync for LcoreCache {}
 
 impl LcoreCache {
     fn new(size: u32) -> Self {
-        let objs = (0..size)
-            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-            .collect();
-        LcoreCache {
-            len: AtomicU32::new(0),
-            objs,
-        }
+        let objs = (0..size).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
+        LcoreCache { len: AtomicU32::new(0), objs }
     }
 
     #[inline(always)]
@@ -335,9 +331,7 @@ pub struct Mempool {
 impl Clone for Mempool {
     fn clone(&self) -> Self {
         self.inner.handles.fetch_add(1, Ordering::Relaxed);
-        Mempool {
-            inner: self.inner.clone(),
-        }
+        Mempool { inner: self.inner.clone() }
     }
 }
 
@@ -391,19 +385,11 @@ impl Mempool {
             return Err(MempoolError::ZeroObjects { name });
         }
         if n > MAX_OBJECTS {
-            return Err(MempoolError::TooManyObjects {
-                name,
-                n,
-                max: MAX_OBJECTS,
-            });
+            return Err(MempoolError::TooManyObjects { name, n, max: MAX_OBJECTS });
         }
         let max_obj = cfg.max_segment_len.max(OBJ_ALIGN);
         if cfg.elt_size == 0 || cfg.elt_size > max_obj {
-            return Err(MempoolError::BadObjectSize {
-                name,
-                size: cfg.elt_size,
-                max: max_obj,
-            });
+            return Err(MempoolError::BadObjectSize { name, size: cfg.elt_size, max: max_obj });
         }
         // DPDK's rule: a cache may hold at most n / 1.5 objects, and at most CACHE_MAX_SIZE.
         let max_cache = CACHE_MAX_SIZE.min((n as u64 * 2 / 3) as u32);
@@ -425,20 +411,14 @@ impl Mempool {
             source,
         })?;
         let spans = Self::map_segments(cfg, stride)?;
-        let (ring_tx, ring_rx) =
-            RingBuilder::new(n)
-                .exact_size(true)
-                .build()
-                .map_err(|source| MempoolError::Ring {
-                    name: name.clone(),
-                    source,
-                })?;
+        let (ring_tx, ring_rx) = RingBuilder::new(n)
+            .exact_size(true)
+            .build()
+            .map_err(|source| MempoolError::Ring { name: name.clone(), source })?;
         let caches = if cfg.cache_size == 0 {
             Box::default()
         } else {
-            (0..MAX_LCORE)
-                .map(|_| CachePadded::new(LcoreCache::new(cfg.cache_size)))
-                .collect()
+            (0..MAX_LCORE).map(|_| CachePadded::new(LcoreCache::new(cfg.cache_size))).collect()
         };
         let inner = Arc::new(PoolInner {
             name,
@@ -453,9 +433,7 @@ impl Mempool {
             handles: AtomicUsize::new(1),
             lost: AtomicU64::new(0),
             #[cfg(feature = "debug-objects")]
-            states: (0..n)
-                .map(|_| core::sync::atomic::AtomicU8::new(0))
-                .collect(),
+            states: (0..n).map(|_| core::sync::atomic::AtomicU8::new(0)).collect(),
             mbuf,
         });
         // Initialise every object (at its final pool address, which mbufs record), then fill
@@ -624,11 +602,7 @@ impl PoolInner {
     }
 
     fn audit(&self) -> Audit {
-        let in_caches = self
-            .caches
-            .iter()
-            .map(|c| c.len.load(Ordering::Relaxed))
-            .sum();
+        let in_caches = self.caches.iter().map(|c| c.len.load(Ordering::Relaxed)).sum();
         Audit {
             size: self.size,
             in_ring: self.ring_rx.count(),
@@ -653,8 +627,7 @@ impl PoolInner {
         let n = self.ring_tx.enqueue_burst(objs);
         if n < objs.len() {
             // Only more puts than gets (a double put) can fill the ring.
-            self.lost
-                .fetch_add((objs.len() - n) as u64, Ordering::Relaxed);
+            self.lost.fetch_add((objs.len() - n) as u64, Ordering::Relaxed);
         }
     }
 
@@ -792,18 +765,11 @@ impl PoolInner {
     fn debug_mark(&self, objs: &[ObjPtr], taking: bool) {
         for o in objs {
             let Some(i) = self.index_of(o.addr()) else {
-                panic!(
-                    "mempool '{}': {o:?} is not an object of this pool",
-                    self.name
-                );
+                panic!("mempool '{}': {o:?} is not an object of this pool", self.name);
             };
             let was = self.states[i as usize].swap(taking as u8, Ordering::Relaxed);
             if was == taking as u8 {
-                let what = if taking {
-                    "handed out twice"
-                } else {
-                    "returned twice"
-                };
+                let what = if taking { "handed out twice" } else { "returned twice" };
                 panic!("mempool '{}': object {i} ({o:?}) {what}", self.name);
             }
         }
@@ -844,10 +810,7 @@ pub struct ObjTable<'p> {
 impl<'p> ObjTable<'p> {
     /// An empty table that can hold `capacity` objects.
     pub fn new(pool: &'p Mempool, capacity: usize) -> Self {
-        ObjTable {
-            pool,
-            objs: Vec::with_capacity(capacity),
-        }
+        ObjTable { pool, objs: Vec::with_capacity(capacity) }
     }
 
     /// Takes `n` objects from the pool into the table, all or none.
@@ -855,11 +818,7 @@ impl<'p> ObjTable<'p> {
     pub fn get_bulk(&mut self, n: usize) -> Result<(), MempoolError> {
         let (len, capacity) = (self.objs.len(), self.objs.capacity());
         if n > capacity - len {
-            return Err(MempoolError::TableFull {
-                len,
-                capacity,
-                wanted: n,
-            });
+            return Err(MempoolError::TableFull { len, capacity, wanted: n });
         }
         // SAFETY: the spare capacity holds at least n elements.
         if unsafe { self.pool.inner.get_raw(self.objs.as_mut_ptr().add(len), n) } {

@@ -109,11 +109,56 @@ pub enum SegmentError {
     },
 }
 
+/// The memory behind a segment.
+#[derive(Debug)]
+enum Backing {
+    /// A shared mapping of `file`.
+    Mapped { map: MmapRaw, file: File },
+    /// Zeroed heap memory: only under Miri, which cannot map files, so that the pool and mbuf
+    /// code above segments can still be checked by it.
+    #[cfg(miri)]
+    Heap { ptr: core::ptr::NonNull<u8>, layout: std::alloc::Layout },
+}
+
+// SAFETY: the heap variant is plain owned memory, like the mapping.
+#[cfg(miri)]
+unsafe impl Send for Backing {}
+// SAFETY: as above; the segment hands out raw addresses only.
+#[cfg(miri)]
+unsafe impl Sync for Backing {}
+
+impl Backing {
+    fn ptr(&self) -> *mut u8 {
+        match self {
+            Backing::Mapped { map, .. } => map.as_mut_ptr(),
+            #[cfg(miri)]
+            Backing::Heap { ptr, .. } => ptr.as_ptr(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Backing::Mapped { map, .. } => map.len(),
+            #[cfg(miri)]
+            Backing::Heap { layout, .. } => layout.size(),
+        }
+    }
+}
+
+#[cfg(miri)]
+impl Drop for Backing {
+    fn drop(&mut self) {
+        if let Backing::Heap { ptr, layout } = self {
+            // SAFETY: allocated in `heap_for_miri` with this layout.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), *layout) };
+        }
+    }
+}
+
 /// One mapped segment. Unmapped (and, when it created a named file, unlinked) on drop.
 #[derive(Debug)]
 pub struct MemSegment {
-    map: MmapRaw,
-    file: File,
+    backing: Backing,
     name: String,
     /// The file of a named segment; removed on drop when `owner` (unless kept).
     path: Option<PathBuf>,
@@ -139,6 +184,9 @@ fn warn_fallback(name: &str, len: usize) {
 
 /// Free 2 MiB hugepages the kernel reports, 0 if it cannot be read.
 pub fn free_hugepages() -> usize {
+    if cfg!(miri) {
+        return 0;
+    }
     std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -148,6 +196,9 @@ pub fn free_hugepages() -> usize {
 /// Bytes the kernel reports available for new allocations (`MemAvailable`), `usize::MAX` if it
 /// cannot be read.
 pub fn available_memory() -> usize {
+    if cfg!(miri) {
+        return usize::MAX;
+    }
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     meminfo
         .lines()
@@ -161,11 +212,7 @@ pub fn available_memory() -> usize {
 pub fn check_available(name: &str, len: usize) -> Result<(), SegmentError> {
     let available = available_memory().saturating_add(free_hugepages() * HUGEPAGE_SIZE);
     if len > available {
-        return Err(SegmentError::OutOfMemory {
-            name: name.to_owned(),
-            len,
-            available,
-        });
+        return Err(SegmentError::OutOfMemory { name: name.to_owned(), len, available });
     }
     Ok(())
 }
@@ -183,19 +230,13 @@ pub fn hugetlbfs_mount() -> Option<PathBuf> {
 
 fn check_name(name: &str) -> Result<(), SegmentError> {
     if name.is_empty() || name.len() > 200 || name.contains(['/', '\0']) {
-        return Err(SegmentError::BadName {
-            name: name.to_owned(),
-        });
+        return Err(SegmentError::BadName { name: name.to_owned() });
     }
     Ok(())
 }
 
 fn io_err<'a>(name: &'a str, op: &'static str) -> impl FnOnce(io::Error) -> SegmentError + 'a {
-    move |source| SegmentError::Io {
-        name: name.to_owned(),
-        op,
-        source,
-    }
+    move |source| SegmentError::Io { name: name.to_owned(), op, source }
 }
 
 /// Creates a memfd; `huge` asks for 2 MiB hugetlb pages.
@@ -233,15 +274,15 @@ impl MemSegment {
     pub fn anonymous(name: &str, len: usize, policy: HugePolicy) -> Result<Self, SegmentError> {
         check_name(name)?;
         if len == 0 {
-            return Err(SegmentError::ZeroLength {
-                name: name.to_owned(),
-            });
+            return Err(SegmentError::ZeroLength { name: name.to_owned() });
+        }
+        if cfg!(miri) {
+            return Ok(Self::heap_for_miri(name, round_up(len, SMALL_PAGE_SIZE), policy));
         }
         if policy != HugePolicy::Never {
             let huge_len = round_up(len, HUGEPAGE_SIZE);
-            let attempt = Self::enough_hugepages(huge_len)
-                .and_then(|()| memfd(name, true))
-                .and_then(|f| {
+            let attempt =
+                Self::enough_hugepages(huge_len).and_then(|()| memfd(name, true)).and_then(|f| {
                     f.set_len(huge_len as u64)?;
                     let m = map(&f, huge_len, true)?;
                     Ok((f, m))
@@ -257,8 +298,7 @@ impl MemSegment {
         let small_len = round_up(len, SMALL_PAGE_SIZE);
         Self::enough_small_pages(name, small_len)?;
         let file = memfd(name, false).map_err(io_err(name, "memfd_create"))?;
-        file.set_len(small_len as u64)
-            .map_err(io_err(name, "ftruncate"))?;
+        file.set_len(small_len as u64).map_err(io_err(name, "ftruncate"))?;
         let map = map(&file, small_len, true).map_err(io_err(name, "mmap"))?;
         Ok(Self::assemble(map, file, name, None, SMALL_PAGE_SIZE))
     }
@@ -269,9 +309,7 @@ impl MemSegment {
     pub fn named(name: &str, len: usize, policy: HugePolicy) -> Result<Self, SegmentError> {
         check_name(name)?;
         if len == 0 {
-            return Err(SegmentError::ZeroLength {
-                name: name.to_owned(),
-            });
+            return Err(SegmentError::ZeroLength { name: name.to_owned() });
         }
         if policy != HugePolicy::Never {
             match hugetlbfs_mount() {
@@ -284,9 +322,7 @@ impl MemSegment {
                     }
                 }
                 None if policy == HugePolicy::Require => {
-                    return Err(SegmentError::NoHugetlbfs {
-                        name: name.to_owned(),
-                    });
+                    return Err(SegmentError::NoHugetlbfs { name: name.to_owned() });
                 }
                 None => warn_fallback(name, len),
             }
@@ -308,11 +344,7 @@ impl MemSegment {
     fn enough_small_pages(name: &str, len: usize) -> Result<(), SegmentError> {
         let available = available_memory();
         if len > available {
-            return Err(SegmentError::OutOfMemory {
-                name: name.to_owned(),
-                len,
-                available,
-            });
+            return Err(SegmentError::OutOfMemory { name: name.to_owned(), len, available });
         }
         Ok(())
     }
@@ -326,19 +358,13 @@ impl MemSegment {
             .custom_flags(libc::O_CLOEXEC)
             .open(path)
             .map_err(io_err(name, "create segment file"))?;
-        let mapped = file
-            .set_len(len as u64)
-            .and_then(|()| map(&file, len, true))
-            .map_err(|e| {
+        let mapped =
+            file.set_len(len as u64).and_then(|()| map(&file, len, true)).map_err(|e| {
                 let _ = std::fs::remove_file(path);
                 if page == HUGEPAGE_SIZE {
                     no_hugepages_or(name, len, e, "mmap")
                 } else {
-                    SegmentError::Io {
-                        name: name.to_owned(),
-                        op: "mmap",
-                        source: e,
-                    }
+                    SegmentError::Io { name: name.to_owned(), op: "mmap", source: e }
                 }
             })?;
         let mut seg = Self::assemble(mapped, file, name, Some(path.to_owned()), page);
@@ -382,12 +408,35 @@ impl MemSegment {
     pub fn from_file(name: &str, file: File, page_size: usize) -> Result<Self, SegmentError> {
         let len = file.metadata().map_err(io_err(name, "stat"))?.len() as usize;
         if len == 0 {
-            return Err(SegmentError::ZeroLength {
-                name: name.to_owned(),
-            });
+            return Err(SegmentError::ZeroLength { name: name.to_owned() });
         }
         let map = map(&file, len, false).map_err(io_err(name, "mmap"))?;
         Ok(Self::assemble(map, file, name, None, page_size))
+    }
+
+    /// Heap memory standing in for a mapping under Miri (never called otherwise).
+    #[cfg(not(miri))]
+    fn heap_for_miri(_: &str, _: usize, _: HugePolicy) -> Self {
+        unreachable!("heap segments exist only under Miri")
+    }
+
+    /// Heap memory standing in for a mapping under Miri.
+    #[cfg(miri)]
+    fn heap_for_miri(name: &str, len: usize, _: HugePolicy) -> Self {
+        let layout =
+            std::alloc::Layout::from_size_align(len, SMALL_PAGE_SIZE).expect("page layout");
+        // SAFETY: non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = core::ptr::NonNull::new(raw).expect("allocation");
+        MemSegment {
+            backing: Backing::Heap { ptr, layout },
+            name: name.to_owned(),
+            path: None,
+            owner: false,
+            keep: false,
+            page_size: SMALL_PAGE_SIZE,
+            iova_base: raw as u64,
+        }
     }
 
     fn assemble(
@@ -399,8 +448,7 @@ impl MemSegment {
     ) -> Self {
         let iova_base = map.as_ptr() as u64;
         MemSegment {
-            map,
-            file,
+            backing: Backing::Mapped { map, file },
             name: name.to_owned(),
             path,
             owner: false,
@@ -418,25 +466,25 @@ impl MemSegment {
     /// First byte of the mapping in this process.
     #[inline]
     pub fn base(&self) -> *mut u8 {
-        self.map.as_mut_ptr()
+        self.backing.ptr()
     }
 
     /// First byte's address as an integer.
     #[inline]
     pub fn base_addr(&self) -> usize {
-        self.map.as_ptr() as usize
+        self.backing.ptr() as usize
     }
 
     /// Length in bytes (a multiple of the page size).
     #[inline]
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.backing.len()
     }
 
     /// Always false: segments have at least one page.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.map.len() == 0
+        self.backing.len() == 0
     }
 
     /// Page size backing the segment: [`HUGEPAGE_SIZE`] or [`SMALL_PAGE_SIZE`].
@@ -461,9 +509,14 @@ impl MemSegment {
         self.path.as_deref()
     }
 
-    /// The file descriptor, to pass to the device process.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    /// The file descriptor, to pass to the device process (`None` only for the heap memory that
+    /// stands in for mappings under Miri).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.backing {
+            Backing::Mapped { file, .. } => Some(file.as_fd()),
+            #[cfg(miri)]
+            Backing::Heap { .. } => None,
+        }
     }
 
     /// The address the device uses for the first byte.
@@ -482,8 +535,7 @@ impl MemSegment {
     /// The IOVA of a process address inside the segment.
     #[inline]
     pub fn va_to_iova(&self, addr: usize) -> Option<u64> {
-        self.contains(addr, 1)
-            .then(|| self.iova_base + (addr - self.base_addr()) as u64)
+        self.contains(addr, 1).then(|| self.iova_base + (addr - self.base_addr()) as u64)
     }
 
     /// The process address of `[iova, iova + len)`, if the whole range is inside the segment.
@@ -511,11 +563,7 @@ fn no_hugepages_or(name: &str, len: usize, e: io::Error, op: &'static str) -> Se
             pages: len / HUGEPAGE_SIZE,
             free: free_hugepages(),
         },
-        _ => SegmentError::Io {
-            name: name.to_owned(),
-            op,
-            source: e,
-        },
+        _ => SegmentError::Io { name: name.to_owned(), op, source: e },
     }
 }
 
@@ -524,15 +572,12 @@ mod tests {
     use super::*;
 
     fn unique(tag: &str) -> String {
-        format!(
-            "pmdtest-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        )
-        .replace(['(', ')'], "")
+        format!("pmdtest-{tag}-{}-{:?}", std::process::id(), std::thread::current().id())
+            .replace(['(', ')'], "")
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps files")]
     fn small_pages_translate_both_ways() {
         let seg = MemSegment::anonymous("t-small", 10_000, HugePolicy::Never).unwrap();
         assert_eq!(seg.page_size(), SMALL_PAGE_SIZE);
@@ -559,6 +604,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps files")]
     fn memory_is_zeroed_and_writable() {
         let seg = MemSegment::anonymous("t-rw", 4096, HugePolicy::Never).unwrap();
         let p = seg.base();
@@ -571,6 +617,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps files")]
     fn prefer_policy_always_gives_memory() {
         let seg = MemSegment::anonymous("t-prefer", 3 << 20, HugePolicy::Prefer).unwrap();
         assert!(seg.len() >= 3 << 20);
@@ -580,6 +627,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps files")]
     fn require_policy_reports_the_numbers_when_pages_are_short() {
         // Ask for far more than any test machine reserves.
         let len = 1usize << 40;
@@ -609,6 +657,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps files")]
     fn named_segment_is_shared_with_a_second_mapping_and_removed_on_drop() {
         let name = unique("named");
         let seg = MemSegment::named(&name, 8192, HugePolicy::Prefer).unwrap();
@@ -617,11 +666,7 @@ mod tests {
         // SAFETY: inside the mapping; no one else writes it.
         unsafe { seg.base().add(100).write_volatile(42) };
         let other = MemSegment::open_named(&name).unwrap();
-        assert_ne!(
-            other.base_addr(),
-            seg.base_addr(),
-            "a second, independent mapping"
-        );
+        assert_ne!(other.base_addr(), seg.base_addr(), "a second, independent mapping");
         // SAFETY: same file, same offset, inside the mapping.
         assert_eq!(unsafe { other.base().add(100).read_volatile() }, 42);
         drop(other);
@@ -631,6 +676,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps files")]
     fn kept_named_segment_survives_its_creator() {
         let name = unique("keep");
         let mut seg = MemSegment::named(&name, 4096, HugePolicy::Never).unwrap();
@@ -645,11 +691,12 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "maps files")]
     fn a_file_descriptor_maps_the_same_memory() {
         let seg = MemSegment::anonymous("t-fd", 4096, HugePolicy::Never).unwrap();
         // SAFETY: inside the mapping.
         unsafe { seg.base().add(8).write_volatile(9) };
-        let file = File::from(seg.fd().try_clone_to_owned().unwrap());
+        let file = File::from(seg.fd().unwrap().try_clone_to_owned().unwrap());
         let peer = MemSegment::from_file("peer", file, seg.page_size()).unwrap();
         // SAFETY: inside the mapping of the same memfd.
         assert_eq!(unsafe { peer.base().add(8).read_volatile() }, 9);

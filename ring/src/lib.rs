@@ -237,17 +237,13 @@ impl sealed::Mode for Single {
             cached_opp_tail.set(opp_tail);
             avail = available::<PROD>(capacity, start, opp_tail);
         }
-        Claim {
-            start,
-            n: grant(want, avail, fixed),
-        }
+        Claim { start, n: grant(want, avail, fixed) }
     }
 
     #[inline(always)]
     fn publish(own: &HeadTail, claim: Claim) {
         // R0: pairs with the opposite side's A1 (see `claim`).
-        own.tail
-            .store(claim.start.wrapping_add(claim.n), Ordering::Release);
+        own.tail.store(claim.start.wrapping_add(claim.n), Ordering::Release);
     }
 }
 
@@ -320,8 +316,7 @@ impl sealed::Mode for Multi {
             spin.wait();
         }
         // R0: pairs with the opposite side's A1.
-        own.tail
-            .store(claim.start.wrapping_add(claim.n), Ordering::Release);
+        own.tail.store(claim.start.wrapping_add(claim.n), Ordering::Release);
     }
 }
 
@@ -346,8 +341,7 @@ impl sealed::Mode for Hts {
     fn publish(own: &HeadTail, claim: Claim) {
         // R0: pairs with the opposite side's A1 and with A3 of the next operation on this side.
         // No wait: a claim only starts when the side is idle, so publishes are already in order.
-        own.tail
-            .store(claim.start.wrapping_add(claim.n), Ordering::Release);
+        own.tail.store(claim.start.wrapping_add(claim.n), Ordering::Release);
     }
 }
 
@@ -386,6 +380,9 @@ pub struct Consumer<T, S: SyncMode> {
     _mode: PhantomData<fn() -> S>,
 }
 
+/// The two ends of a new ring.
+pub type Ends<T, P, C> = (Producer<T, P>, Consumer<T, C>);
+
 /// Producer with one thread (SP).
 pub type SpProducer<T> = Producer<T, Single>;
 /// Consumer with one thread (SC).
@@ -398,22 +395,14 @@ pub type McConsumer<T> = Consumer<T, Multi>;
 impl<T, S: SharedMode> Clone for Producer<T, S> {
     fn clone(&self) -> Self {
         let local = S::local(self.shared.cons.tail.load(Ordering::Acquire));
-        Producer {
-            shared: self.shared.clone(),
-            local,
-            _mode: PhantomData,
-        }
+        Producer { shared: self.shared.clone(), local, _mode: PhantomData }
     }
 }
 
 impl<T, S: SharedMode> Clone for Consumer<T, S> {
     fn clone(&self) -> Self {
         let local = S::local(self.shared.prod.tail.load(Ordering::Acquire));
-        Consumer {
-            shared: self.shared.clone(),
-            local,
-            _mode: PhantomData,
-        }
+        Consumer { shared: self.shared.clone(), local, _mode: PhantomData }
     }
 }
 
@@ -430,11 +419,7 @@ impl RingBuilder {
     ///
     /// [`exact_size`]: RingBuilder::exact_size
     pub fn new(count: u32) -> Self {
-        RingBuilder {
-            count,
-            exact: false,
-            start_index: 0,
-        }
+        RingBuilder { count, exact: false, start_index: 0 }
     }
 
     /// Capacity exactly `count` (DPDK `RING_F_EXACT_SZ`): the table gets the next power of two
@@ -454,41 +439,22 @@ impl RingBuilder {
     /// Creates the ring and returns its two ends.
     pub fn build<T: Copy + Send, P: SyncMode, C: SyncMode>(
         self,
-    ) -> Result<(Producer<T, P>, Consumer<T, C>), RingError> {
-        const {
-            assert!(
-                size_of::<T>() <= MAX_ELEMENT_SIZE,
-                "ring elements are at most 16 bytes"
-            )
-        };
+    ) -> Result<Ends<T, P, C>, RingError> {
+        const { assert!(size_of::<T>() <= MAX_ELEMENT_SIZE, "ring elements are at most 16 bytes") };
         let (size, capacity) = self.geometry()?;
-        let slots = SlotTable::new(size).ok_or(RingError::AllocFailed {
-            slots: size,
-            elem_size: size_of::<T>(),
-        })?;
+        let slots = SlotTable::new(size)
+            .ok_or(RingError::AllocFailed { slots: size, elem_size: size_of::<T>() })?;
         let idx = self.start_index;
-        let side = || {
-            CachePadded::new(HeadTail {
-                head: AtomicU32::new(idx),
-                tail: AtomicU32::new(idx),
-            })
-        };
+        let side =
+            || CachePadded::new(HeadTail { head: AtomicU32::new(idx), tail: AtomicU32::new(idx) });
         let shared = Arc::new(Shared {
             geo: CachePadded::new(Geometry { slots, capacity }),
             prod: side(),
             cons: side(),
         });
         Ok((
-            Producer {
-                shared: shared.clone(),
-                local: P::local(idx),
-                _mode: PhantomData,
-            },
-            Consumer {
-                shared,
-                local: C::local(idx),
-                _mode: PhantomData,
-            },
+            Producer { shared: shared.clone(), local: P::local(idx), _mode: PhantomData },
+            Consumer { shared, local: C::local(idx), _mode: PhantomData },
         ))
     }
 
@@ -500,17 +466,14 @@ impl RingBuilder {
         }
         if self.exact {
             // The table needs one spare slot beyond the capacity.
-            let max = (RING_SZ_MASK + 1) / 2;
+            let max = RING_SZ_MASK.div_ceil(2);
             if count > max {
                 return Err(RingError::TooLarge { count, max });
             }
             Ok(((count + 1).next_power_of_two(), count))
         } else {
             if count > RING_SZ_MASK {
-                return Err(RingError::TooLarge {
-                    count,
-                    max: RING_SZ_MASK,
-                });
+                return Err(RingError::TooLarge { count, max: RING_SZ_MASK });
             }
             if !count.is_power_of_two() {
                 return Err(RingError::NotPowerOfTwo { count });
@@ -535,7 +498,7 @@ pub fn mpmc<T: Copy + Send>(count: u32) -> Result<(MpProducer<T>, McConsumer<T>)
 }
 
 /// A head/tail-sync ring (both sides [`Hts`]) of `count` slots (capacity `count - 1`).
-pub fn hts<T: Copy + Send>(count: u32) -> Result<(Producer<T, Hts>, Consumer<T, Hts>), RingError> {
+pub fn hts<T: Copy + Send>(count: u32) -> Result<Ends<T, Hts, Hts>, RingError> {
     RingBuilder::new(count).build()
 }
 
@@ -712,17 +675,13 @@ impl<T: Copy + Send, S: SyncMode> Consumer<T, S> {
 
 impl<T, S: SyncMode> fmt::Debug for Producer<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer")
-            .field("mode", &S::NAME)
-            .finish_non_exhaustive()
+        f.debug_struct("Producer").field("mode", &S::NAME).finish_non_exhaustive()
     }
 }
 
 impl<T, S: SyncMode> fmt::Debug for Consumer<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Consumer")
-            .field("mode", &S::NAME)
-            .finish_non_exhaustive()
+        f.debug_struct("Consumer").field("mode", &S::NAME).finish_non_exhaustive()
     }
 }
 

@@ -72,30 +72,19 @@ impl<T: Copy> SlotTable<T> {
     pub(crate) fn new(size: u32) -> Option<Self> {
         debug_assert!(size.is_power_of_two());
         let bytes = (size as usize).checked_mul(size_of::<T>())?;
-        let bytes = bytes
-            .checked_next_multiple_of(TABLE_ALIGN)?
-            .checked_add(TABLE_ALIGN)?;
+        let bytes = bytes.checked_next_multiple_of(TABLE_ALIGN)?.checked_add(TABLE_ALIGN)?;
         let layout = std::alloc::Layout::from_size_align(bytes, TABLE_ALIGN).ok()?;
         // SAFETY: the layout has a non-zero size (at least the guard).
         let raw = unsafe { std::alloc::alloc(layout) };
         let base = core::ptr::NonNull::new(raw.cast::<MaybeUninit<T>>())?;
-        Some(SlotTable {
-            base,
-            mask: size - 1,
-            layout,
-        })
+        Some(SlotTable { base, mask: size - 1, layout })
     }
 
     /// Allocates `size` slots (a power of two).
     #[cfg(loom)]
     pub(crate) fn new(size: u32) -> Option<Self> {
-        let cells = (0..size)
-            .map(|_| loom::cell::UnsafeCell::new(MaybeUninit::uninit()))
-            .collect();
-        Some(SlotTable {
-            cells,
-            mask: size - 1,
-        })
+        let cells = (0..size).map(|_| loom::cell::UnsafeCell::new(MaybeUninit::uninit())).collect();
+        Some(SlotTable { cells, mask: size - 1 })
     }
 
     /// Number of slots.

@@ -64,10 +64,8 @@ fn bulk_and_burst_every_mode() {
 #[test]
 fn exact_size_gives_the_requested_capacity() {
     for count in [1u32, 2, 3, 7, 8, 100, 1000, 4096] {
-        let (tx, rx) = RingBuilder::new(count)
-            .exact_size(true)
-            .build::<u64, Single, Single>()
-            .unwrap();
+        let (tx, rx) =
+            RingBuilder::new(count).exact_size(true).build::<u64, Single, Single>().unwrap();
         assert_eq!(tx.capacity(), count);
         assert_eq!(tx.size(), (count + 1).next_power_of_two());
         let v: Vec<u64> = (0..count as u64).collect();
@@ -96,23 +94,12 @@ fn bad_counts_are_rejected_with_the_numbers() {
         Some(RingError::NotPowerOfTwo { count: 100 })
     );
     assert_eq!(
-        RingBuilder::new(1 << 31)
-            .build::<u64, Single, Single>()
-            .err(),
-        Some(RingError::TooLarge {
-            count: 1 << 31,
-            max: RING_SZ_MASK
-        })
+        RingBuilder::new(1 << 31).build::<u64, Single, Single>().err(),
+        Some(RingError::TooLarge { count: 1 << 31, max: RING_SZ_MASK })
     );
     assert_eq!(
-        RingBuilder::new((1 << 30) + 1)
-            .exact_size(true)
-            .build::<u64, Single, Single>()
-            .err(),
-        Some(RingError::TooLarge {
-            count: (1 << 30) + 1,
-            max: 1 << 30
-        })
+        RingBuilder::new((1 << 30) + 1).exact_size(true).build::<u64, Single, Single>().err(),
+        Some(RingError::TooLarge { count: (1 << 30) + 1, max: 1 << 30 })
     );
     let msg = RingError::NotPowerOfTwo { count: 100 }.to_string();
     assert!(msg.contains("100") && msg.contains("power of two"), "{msg}");
@@ -120,10 +107,7 @@ fn bad_counts_are_rejected_with_the_numbers() {
 
 fn check_wrap<P: SyncMode, C: SyncMode>() {
     // Start just below 2^32 and run long enough to cross it several table lengths over.
-    let (tx, rx) = RingBuilder::new(8)
-        .start_index(u32::MAX - 20)
-        .build::<u64, P, C>()
-        .unwrap();
+    let (tx, rx) = RingBuilder::new(8).start_index(u32::MAX - 20).build::<u64, P, C>().unwrap();
     let mut next_in = 0u64;
     let mut next_out = 0u64;
     let mut buf = [0u64; 5];
@@ -158,10 +142,7 @@ fn check_first_ops_near_the_wrap<P: SyncMode, C: SyncMode>() {
     // refuse a dequeue and a full one an enqueue (a handle's cached view of the other side must
     // start from the real start index, not from zero).
     for start in [u32::MAX, u32::MAX - 1, u32::MAX - 6, 1 << 31] {
-        let (tx, rx) = RingBuilder::new(8)
-            .start_index(start)
-            .build::<u64, P, C>()
-            .unwrap();
+        let (tx, rx) = RingBuilder::new(8).start_index(start).build::<u64, P, C>().unwrap();
         assert_eq!(rx.dequeue(), None, "start {start:#x}");
         assert_eq!(rx.dequeue_burst(&mut [0; 4]), 0);
         assert_eq!(tx.enqueue_burst(&[1; 20]), 7, "start {start:#x}");
@@ -198,10 +179,7 @@ fn uninit_dequeue_fills_the_prefix() {
     assert_eq!(rx.dequeue_burst_uninit(&mut out), 3);
     // SAFETY: the first three were filled.
     #[allow(unsafe_code)]
-    let got: Vec<u64> = out[..3]
-        .iter()
-        .map(|m| unsafe { m.assume_init() })
-        .collect();
+    let got: Vec<u64> = out[..3].iter().map(|m| unsafe { m.assume_init() }).collect();
     assert_eq!(got, [7, 8, 9]);
 }
 

@@ -49,10 +49,8 @@ fn spsc_fifo_through_a_wrapping_ring() {
     loom::model(|| {
         // Two slots, capacity 1, indices starting just below the u32 wrap: every transfer reuses
         // a slot the consumer just released, so slot reuse is ordered by A1/R0 on both sides.
-        let (tx, rx) = RingBuilder::new(2)
-            .start_index(u32::MAX)
-            .build::<u32, Single, Single>()
-            .unwrap();
+        let (tx, rx) =
+            RingBuilder::new(2).start_index(u32::MAX).build::<u32, Single, Single>().unwrap();
         let producer = thread::spawn(move || push_all(&tx, &[1, 2, 3]));
         let got = pop_n(&rx, 3);
         producer.join().unwrap();
@@ -86,24 +84,33 @@ fn spsc_bulk() {
     });
 }
 
-/// Two producers with one value each, two consumers: each value arrives exactly once.
+/// Tries to dequeue once; what it got.
+fn try_pop<S: SyncMode>(rx: &Consumer<u32, S>) -> Vec<u32> {
+    rx.dequeue().into_iter().collect()
+}
+
+/// Two producers with one value each, two consumers that each try once while the producers run;
+/// the rest is drained after the joins. Each value arrives exactly once. (Bounded attempts keep
+/// the model finite: an unbounded retry loop multiplies the interleavings without testing more.)
 fn two_by_two<P: SyncMode, C: SyncMode>()
 where
     Producer<u32, P>: Clone + Send + 'static,
     Consumer<u32, C>: Clone + Send + 'static,
 {
-    let mut builder = model_builder();
-    builder.check(|| {
-        let (tx, rx) = RingBuilder::new(2).build::<u32, P, C>().unwrap();
+    model_builder().check(|| {
+        let (tx, rx) = RingBuilder::new(4).build::<u32, P, C>().unwrap();
         let tx2 = tx.clone();
         let rx2 = rx.clone();
-        let p1 = thread::spawn(move || push_all(&tx, &[1]));
-        let p2 = thread::spawn(move || push_all(&tx2, &[2]));
-        let c2 = thread::spawn(move || pop_n(&rx2, 1));
-        let mut got = pop_n(&rx, 1);
+        let p1 = thread::spawn(move || tx.enqueue(1).unwrap());
+        let p2 = thread::spawn(move || tx2.enqueue(2).unwrap());
+        let c2 = thread::spawn(move || try_pop(&rx2));
+        let mut got = try_pop(&rx);
         p1.join().unwrap();
         p2.join().unwrap();
         got.extend(c2.join().unwrap());
+        while let Some(v) = rx.dequeue() {
+            got.push(v);
+        }
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
     });
@@ -121,19 +128,44 @@ fn hts_exactly_once() {
 
 #[test]
 fn mp_in_order_publish_reaches_a_single_consumer() {
-    // Two producers claim adjacent slots; the second must not publish before the first, and the
-    // consumer must see the first producer's slot write through the second producer's tail
-    // (the A4 -> R0 chain).
-    let mut builder = model_builder();
-    builder.check(|| {
+    // Two producers claim adjacent slots; the second must not publish before the first, and a
+    // consumer that sees the second producer's tail must also see the first producer's slot
+    // write (the A4 -> R0 chain). The consumer runs concurrently and reads whatever is published.
+    model_builder().check(|| {
         let (tx, rx) = RingBuilder::new(4).build::<u32, Multi, Single>().unwrap();
         let tx2 = tx.clone();
-        let p1 = thread::spawn(move || push_all(&tx, &[10]));
-        let p2 = thread::spawn(move || push_all(&tx2, &[20]));
-        let mut got = pop_n(&rx, 2);
+        let p1 = thread::spawn(move || tx.enqueue(10).unwrap());
+        let p2 = thread::spawn(move || tx2.enqueue(20).unwrap());
+        let mut buf = [0u32; 2];
+        let n = rx.dequeue_burst(&mut buf);
+        let mut got = buf[..n].to_vec();
         p1.join().unwrap();
         p2.join().unwrap();
+        while let Some(v) = rx.dequeue() {
+            got.push(v);
+        }
         got.sort_unstable();
         assert_eq!(got, [10, 20]);
+    });
+}
+
+#[test]
+fn spsc_slot_reuse_with_concurrent_consumer() {
+    // A full ring: the producer's next enqueue reuses the slot the consumer is reading. A1/R0 on
+    // the consumer tail must order the read before the overwrite.
+    loom::model(|| {
+        let (tx, rx) = RingBuilder::new(2).start_index(7).build::<u32, Single, Single>().unwrap();
+        tx.enqueue(1).unwrap();
+        let consumer = thread::spawn(move || {
+            let first = rx.dequeue();
+            let second = rx.dequeue();
+            (first, second, rx)
+        });
+        let second_ok = tx.enqueue(2).is_ok();
+        let (first, second, rx) = consumer.join().unwrap();
+        assert_eq!(first, Some(1));
+        let mut rest: Vec<u32> = second.into_iter().collect();
+        rest.extend(rx.dequeue());
+        assert_eq!(rest, if second_ok { vec![2] } else { vec![] });
     });
 }

@@ -26,11 +26,7 @@ fn produce<S: SyncMode>(tx: &Producer<u64, S>, p: u64, bulk: bool) {
         for (i, slot) in buf[..want].iter_mut().enumerate() {
             *slot = (p << 32) | (next + i as u64);
         }
-        let n = if bulk {
-            tx.enqueue_bulk(&buf[..want])
-        } else {
-            tx.enqueue_burst(&buf[..want])
-        };
+        let n = if bulk { tx.enqueue_bulk(&buf[..want]) } else { tx.enqueue_burst(&buf[..want]) };
         assert!(n == 0 || n == want || !bulk, "bulk moved {n} of {want}");
         next += n as u64;
         if n == 0 {
@@ -110,10 +106,8 @@ where
     Producer<u64, P>: Clone,
     Consumer<u64, C>: Clone,
 {
-    let (tx, rx) = RingBuilder::new(count)
-        .start_index(u32::MAX - 5000)
-        .build::<u64, P, C>()
-        .unwrap();
+    let (tx, rx) =
+        RingBuilder::new(count).start_index(u32::MAX - 5000).build::<u64, P, C>().unwrap();
     let total = producers * PER_PRODUCER;
     let taken = std::sync::atomic::AtomicU64::new(0);
     let barrier = Barrier::new(producers as usize + consumers);
@@ -136,10 +130,7 @@ where
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .collect::<Vec<_>>()
+        handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
     });
     verify(producers, results);
     assert!(rx.is_empty());
@@ -156,9 +147,7 @@ fn spsc_exactly_once() {
         let got = thread::scope(|s| {
             s.spawn(move || produce(&tx, 0, bulk));
             let taken = &taken;
-            s.spawn(move || consume(&rx, taken, PER_PRODUCER, bulk))
-                .join()
-                .unwrap()
+            s.spawn(move || consume(&rx, taken, PER_PRODUCER, bulk)).join().unwrap()
         });
         verify(1, vec![got]);
     }
@@ -192,9 +181,7 @@ fn mp_with_single_consumer_exactly_once() {
             s.spawn(move || produce(&tx, p, false));
         }
         let taken = &taken;
-        s.spawn(move || consume(&rx, taken, 3 * PER_PRODUCER, false))
-            .join()
-            .unwrap()
+        s.spawn(move || consume(&rx, taken, 3 * PER_PRODUCER, false)).join().unwrap()
     });
     verify(3, vec![got]);
 }

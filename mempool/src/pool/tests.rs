@@ -4,21 +4,14 @@ use super::*;
 use crate::segment::HugePolicy;
 
 fn small(name: &str, n: u32, elt: usize, cache: u32) -> Mempool {
-    Mempool::create(
-        &MempoolConfig::new(name, n, elt)
-            .cache_size(cache)
-            .huge(HugePolicy::Never),
-    )
-    .unwrap()
+    Mempool::create(&MempoolConfig::new(name, n, elt).cache_size(cache).huge(HugePolicy::Never))
+        .unwrap()
 }
 
 #[test]
 fn bad_configurations_are_typed_errors_with_numbers() {
-    let cfg = |n, elt, cache| {
-        MempoolConfig::new("bad", n, elt)
-            .cache_size(cache)
-            .huge(HugePolicy::Never)
-    };
+    let cfg =
+        |n, elt, cache| MempoolConfig::new("bad", n, elt).cache_size(cache).huge(HugePolicy::Never);
     let e = Mempool::create(&cfg(0, 64, 0)).unwrap_err();
     assert!(matches!(e, MempoolError::ZeroObjects { .. }), "{e}");
     let e = Mempool::create(&cfg(MAX_OBJECTS + 1, 64, 0)).unwrap_err();
@@ -26,49 +19,27 @@ fn bad_configurations_are_typed_errors_with_numbers() {
         matches!(e, MempoolError::TooManyObjects { n, max, .. } if n == MAX_OBJECTS + 1 && max == MAX_OBJECTS)
     );
     let e = Mempool::create(&cfg(10, 0, 0)).unwrap_err();
-    assert!(
-        matches!(e, MempoolError::BadObjectSize { size: 0, .. }),
-        "{e}"
-    );
+    assert!(matches!(e, MempoolError::BadObjectSize { size: 0, .. }), "{e}");
     let e = Mempool::create(&cfg(10, 1 << 20, 0).max_segment_len(1 << 16)).unwrap_err();
     assert!(
         matches!(e, MempoolError::BadObjectSize { size, max, .. } if size == 1 << 20 && max == 1 << 16),
         "{e}"
     );
     let e = Mempool::create(&cfg(100, 64, 67)).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            MempoolError::CacheTooLarge {
-                cache: 67,
-                n: 100,
-                max: 66,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    assert!(
-        e.to_string().contains("67") && e.to_string().contains("100"),
-        "{e}"
-    );
+    assert!(matches!(e, MempoolError::CacheTooLarge { cache: 67, n: 100, max: 66, .. }), "{e}");
+    assert!(e.to_string().contains("67") && e.to_string().contains("100"), "{e}");
     let e = Mempool::create(&cfg(10_000, 64, 513)).unwrap_err();
-    assert!(
-        matches!(e, MempoolError::CacheTooLarge { max: 512, .. }),
-        "{e}"
-    );
+    assert!(matches!(e, MempoolError::CacheTooLarge { max: 512, .. }), "{e}");
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "needs the OS's memory figures")]
 fn memory_exhaustion_is_a_typed_error() {
     // 2^30 objects of 1 MiB cannot be mapped on any machine this runs on.
-    let cfg = MempoolConfig::new("huge", MAX_OBJECTS, 1 << 20)
-        .huge(HugePolicy::Never)
-        .cache_size(0);
+    let cfg =
+        MempoolConfig::new("huge", MAX_OBJECTS, 1 << 20).huge(HugePolicy::Never).cache_size(0);
     match Mempool::create(&cfg) {
-        Err(MempoolError::NoMemory {
-            n, stride, bytes, ..
-        }) => {
+        Err(MempoolError::NoMemory { n, stride, bytes, .. }) => {
             assert_eq!((n, stride), (MAX_OBJECTS, 1 << 20));
             assert_eq!(bytes, MAX_OBJECTS as usize * (1 << 20));
         }
@@ -88,12 +59,7 @@ fn get_put_and_audit_without_cache() {
     assert_eq!(pool.in_use_count(), 8);
     assert!(!pool.audit().is_complete());
     match pool.get() {
-        Err(MempoolError::Exhausted {
-            wanted: 1,
-            available: 0,
-            size: 8,
-            ..
-        }) => {}
+        Err(MempoolError::Exhausted { wanted: 1, available: 0, size: 8, .. }) => {}
         other => panic!("expected Exhausted, got {other:?}"),
     }
     let mut sorted = objs.clone();
@@ -144,11 +110,7 @@ fn cache_follows_the_half_flush_half_refill_policy() {
     t.get_bulk(10).unwrap();
     assert_eq!(pool.audit().in_caches, 5);
     t.put_bulk(6);
-    assert_eq!(
-        pool.audit().in_caches,
-        5,
-        "6 > size/2 bypasses the cache when it does not fit"
-    );
+    assert_eq!(pool.audit().in_caches, 5, "6 > size/2 bypasses the cache when it does not fit");
     t.put_all();
     assert!(pool.audit().is_complete());
     pool.cache_flush();
@@ -164,17 +126,10 @@ fn a_get_larger_than_the_cache_can_be_served_from_ring_only() {
     assert_eq!(pool.in_use_count(), 16);
     assert!(matches!(
         t.get_bulk(1),
-        Err(MempoolError::TableFull {
-            len: 16,
-            capacity: 16,
-            wanted: 1
-        })
+        Err(MempoolError::TableFull { len: 16, capacity: 16, wanted: 1 })
     ));
     drop(t);
-    assert!(
-        pool.audit().is_complete(),
-        "dropping the table returns its objects"
-    );
+    assert!(pool.audit().is_complete(), "dropping the table returns its objects");
 }
 
 #[test]
@@ -191,11 +146,7 @@ fn objects_spread_over_several_segments() {
     t.get_bulk(100).unwrap();
     for o in t.objs() {
         let inside: Vec<_> = segs.iter().filter(|s| s.contains(o.addr(), 1000)).collect();
-        assert_eq!(
-            inside.len(),
-            1,
-            "every object lies wholly inside one segment"
-        );
+        assert_eq!(inside.len(), 1, "every object lies wholly inside one segment");
         assert_eq!(pool.va_to_iova(o.addr()), inside[0].va_to_iova(o.addr()));
     }
 }
@@ -209,10 +160,8 @@ fn threads_share_a_pool_without_losing_or_doubling_objects() {
             s.spawn(move || {
                 let mut table = ObjTable::new(pool, 256);
                 let mut rng = t * 7919 + 1;
-                for round in 0..2000u64 {
-                    rng = rng
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                for round in 0..if cfg!(miri) { 30 } else { 2000u64 } {
+                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     let n = 1 + (rng >> 33) as usize % 40;
                     if table.len() + n <= 256 && table.get_bulk(n).is_ok() {
                         // Stamp the new objects; a doubly handed-out object would be restamped

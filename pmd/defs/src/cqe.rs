@@ -114,10 +114,7 @@ impl CqeInfo {
     /// Info dword for a completion of WQ `wq_num`, with owner count `owner`.
     #[inline]
     pub const fn new(wq_num: u32, is_sq: bool, owner: u8) -> Self {
-        Self::ZERO
-            .with_wq_num(wq_num)
-            .with_is_sq(is_sq)
-            .with_owner_bits(owner)
+        Self::ZERO.with_wq_num(wq_num).with_is_sq(is_sq).with_owner_bits(owner)
     }
 
     /// The last byte of the CQE (carries the owner bits; the device writes it last).
@@ -178,10 +175,7 @@ impl Cqe {
             data[i] = d[i];
             i += 1;
         }
-        Self {
-            data,
-            info: CqeInfo(d[CQE_INFO_DWORD]),
-        }
+        Self { data, info: CqeInfo(d[CQE_INFO_DWORD]) }
     }
 
     /// The 64 bytes as stored in ring memory.
@@ -212,9 +206,7 @@ impl ManaCqeHeader {
     /// Header of an Ethernet completion of type `cqe_type` (client type 1, no vendor error).
     #[inline]
     pub const fn new(cqe_type: u8) -> Self {
-        Self::ZERO
-            .with_cqe_type(cqe_type)
-            .with_client_type(MANA_CQE_COMPLETION)
+        Self::ZERO.with_cqe_type(cqe_type).with_client_type(MANA_CQE_COMPLETION)
     }
 }
 
@@ -315,9 +307,7 @@ fn from_data<T: FromBytes>(d: &[u32; CQE_DATA_DWORDS]) -> T {
         c.copy_from_slice(&w.to_le_bytes());
     }
     // Every client-data struct is ≤ 60 bytes (asserted at compile time), so this succeeds.
-    T::read_from_prefix(&b)
-        .map(|(v, _)| v)
-        .unwrap_or_else(|_| T::new_zeroed())
+    T::read_from_prefix(&b).map(|(v, _)| v).unwrap_or_else(|_| T::new_zeroed())
 }
 
 /// Converts a client-data struct of up to 60 bytes to CQE data dwords (zero-extended).
@@ -353,10 +343,7 @@ impl RxCompOob {
 
     /// `(pkt_len, pkt_hash)` of each described packet, in order.
     pub fn packets(&self) -> impl Iterator<Item = (u16, u32)> + '_ {
-        self.ppi
-            .iter()
-            .take_while(|p| p.pkt_len != 0)
-            .map(|p| (p.pkt_len, p.pkt_hash))
+        self.ppi.iter().take_while(|p| p.pkt_len != 0).map(|p| (p.pkt_len, p.pkt_hash))
     }
 }
 

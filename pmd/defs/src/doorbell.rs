@@ -163,36 +163,21 @@ impl Doorbell {
         Some(match offset {
             DB_SQ => {
                 let v = WqDoorbell(value);
-                Self::Sq {
-                    id: v.id(),
-                    tail: v.tail(),
-                }
+                Self::Sq { id: v.id(), tail: v.tail() }
             }
             DB_RQ => {
                 let v = WqDoorbell(value);
-                Self::Rq {
-                    id: v.id(),
-                    tail: v.tail(),
-                    wqe_cnt: v.wqe_cnt(),
-                }
+                Self::Rq { id: v.id(), tail: v.tail(), wqe_cnt: v.wqe_cnt() }
             }
             DB_RQ_CLIENT_DATA => Self::RqClientData(value),
             DB_CQ => {
                 let v = CqEqDoorbell(value);
-                Self::Cq {
-                    id: v.id(),
-                    index: v.tail(),
-                    arm: v.arm(),
-                }
+                Self::Cq { id: v.id(), index: v.tail(), arm: v.arm() }
             }
             DB_DIM => Self::Dim(DimDoorbell(value)),
             DB_EQ => {
                 let v = CqEqDoorbell(value);
-                Self::Eq {
-                    id: v.id(),
-                    index: v.tail(),
-                    arm: v.arm(),
-                }
+                Self::Eq { id: v.id(), index: v.tail(), arm: v.arm() }
             }
             _ => return None,
         })
@@ -271,87 +256,50 @@ mod tests {
         let db = CqEqDoorbell::eq(2, 2053, true);
         assert_eq!(db.0, 0x8000_0805_0000_0002);
         // Index is 31 bits: bit 31 of the index never reaches the arm bit.
-        assert_eq!(
-            CqEqDoorbell::eq(2, 0x8000_0000, false).0,
-            0x0000_0000_0000_0002
-        );
+        assert_eq!(CqEqDoorbell::eq(2, 0x8000_0000, false).0, 0x0000_0000_0000_0002);
     }
 
     #[test]
     fn device_decodes_doorbells() {
         assert_eq!(
             Doorbell::decode(DB_SQ, 0x0000_0140_0000_0012),
-            Some(Doorbell::Sq {
-                id: 0x12,
-                tail: 0x140
-            })
+            Some(Doorbell::Sq { id: 0x12, tail: 0x140 })
         );
         assert_eq!(
             Doorbell::decode(DB_RQ, 0x0000_0060_0500_0007),
-            Some(Doorbell::Rq {
-                id: 7,
-                tail: 0x60,
-                wqe_cnt: 5
-            })
+            Some(Doorbell::Rq { id: 7, tail: 0x60, wqe_cnt: 5 })
         );
         assert_eq!(
             Doorbell::decode(DB_CQ, 0x8000_0045_0000_0009),
-            Some(Doorbell::Cq {
-                id: 9,
-                index: 69,
-                arm: true
-            })
+            Some(Doorbell::Cq { id: 9, index: 69, arm: true })
         );
         assert_eq!(
             Doorbell::decode(DB_EQ, 0x0000_0805_0000_0002),
-            Some(Doorbell::Eq {
-                id: 2,
-                index: 0x805,
-                arm: false
-            })
+            Some(Doorbell::Eq { id: 2, index: 0x805, arm: false })
         );
         assert_eq!(Doorbell::decode(0x100, 0), None);
-        assert_eq!(
-            Doorbell::decode(DB_RQ_CLIENT_DATA, 7),
-            Some(Doorbell::RqClientData(7))
-        );
-        let e = Doorbell::Cq {
-            id: 9,
-            index: 69,
-            arm: true,
-        };
+        assert_eq!(Doorbell::decode(DB_RQ_CLIENT_DATA, 7), Some(Doorbell::RqClientData(7)));
+        let e = Doorbell::Cq { id: 9, index: 69, arm: true };
         assert_eq!(e.encode(), (DB_CQ, 0x8000_0045_0000_0009));
         assert_eq!(Doorbell::decode(e.encode().0, e.encode().1), Some(e));
     }
 
     #[test]
     fn dim_and_short_doorbells() {
-        let d = DimDoorbell::ZERO
-            .with_cq_id(9)
-            .with_mod_usec(100)
-            .with_mod_usec_valid(true);
+        let d = DimDoorbell::ZERO.with_cq_id(9).with_mod_usec(100).with_mod_usec_valid(true);
         assert_eq!(d.0, 0x0000_8064_0000_0009);
         let d = d.with_mod_comps(4).with_mod_comps_valid(true);
         assert_eq!(d.0, 0x8004_8064_0000_0009);
         // Short CQ doorbell: +3 entries on CQ 0x12, armed.
-        let s = ShortDoorbell::ZERO
-            .with_tail_ptr_incr(3)
-            .with_id(0x12)
-            .with_arm(true);
+        let s = ShortDoorbell::ZERO.with_tail_ptr_incr(3).with_id(0x12).with_arm(true);
         assert_eq!(s.0, 0x8012_0003);
         assert_eq!((s.tail_ptr_incr(), s.id(), s.arm()), (3, 0x12, true));
     }
 
     #[test]
     fn doorbell_addresses() {
-        assert_eq!(
-            doorbell_bar_offset(4096, 4096, 0, DB_EQ),
-            Some(4096 + 0xFF8)
-        );
-        assert_eq!(
-            doorbell_bar_offset(0x10_0000, 4096, 2, DB_RQ),
-            Some(0x10_2400)
-        );
+        assert_eq!(doorbell_bar_offset(4096, 4096, 0, DB_EQ), Some(4096 + 0xFF8));
+        assert_eq!(doorbell_bar_offset(0x10_0000, 4096, 2, DB_RQ), Some(0x10_2400));
         assert_eq!(doorbell_bar_offset(u64::MAX, 4096, 1, 0), None);
     }
 }

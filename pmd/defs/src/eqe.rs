@@ -94,9 +94,7 @@ impl EqeInfo {
     /// Info dword of an event of `event_type` with owner count `owner`.
     #[inline]
     pub const fn new(event_type: u8, owner: u8) -> Self {
-        Self::ZERO
-            .with_event_type(event_type)
-            .with_owner_bits(owner)
+        Self::ZERO.with_event_type(event_type).with_owner_bits(owner)
     }
 
     /// The last byte of the EQE (carries the owner bits; the device writes it last).
@@ -129,21 +127,13 @@ impl Eqe {
     /// The 4 dwords as stored in ring memory.
     #[inline]
     pub const fn to_dwords(&self) -> [u32; 4] {
-        [
-            self.details[0],
-            self.details[1],
-            self.details[2],
-            self.info.0,
-        ]
+        [self.details[0], self.details[1], self.details[2], self.info.0]
     }
 
     /// Builds an EQE from its 4 dwords.
     #[inline]
     pub const fn from_dwords(d: &[u32; 4]) -> Self {
-        Self {
-            details: [d[0], d[1], d[2]],
-            info: EqeInfo(d[3]),
-        }
+        Self { details: [d[0], d[1], d[2]], info: EqeInfo(d[3]) }
     }
 
     /// The 16 bytes as stored in ring memory.
@@ -258,44 +248,28 @@ impl Event {
     pub const fn decode(ty: u8, details: [u32; 3]) -> Self {
         let d0 = details[0];
         match ty {
-            GDMA_EQE_COMPLETION => Self::Completion {
-                cq_id: d0 & 0x00FF_FFFF,
-            },
+            GDMA_EQE_COMPLETION => Self::Completion { cq_id: d0 & 0x00FF_FFFF },
             GDMA_EQE_TEST_EVENT => Self::Test,
             GDMA_EQE_HWC_INIT_EQ_ID_DB => {
                 let v = HwcInitEqIdDb(d0);
-                Self::HwcInitEqIdDb {
-                    eq_id: v.eq_id(),
-                    doorbell: v.doorbell(),
-                }
+                Self::HwcInitEqIdDb { eq_id: v.eq_id(), doorbell: v.doorbell() }
             }
             GDMA_EQE_HWC_INIT_DATA => {
                 let v = HwcInitTypeData(d0);
-                Self::HwcInitData {
-                    ty: v.ty(),
-                    value: v.value(),
-                }
+                Self::HwcInitData { ty: v.ty(), value: v.value() }
             }
             GDMA_EQE_HWC_INIT_DONE => Self::HwcInitDone,
             GDMA_EQE_HWC_FPGA_RECONFIG => Self::HwcFpgaReconfig,
             GDMA_EQE_HWC_SOC_RECONFIG_DATA => {
                 let v = HwcInitTypeData(d0);
-                Self::HwcReconfigData {
-                    ty: v.ty(),
-                    value: v.value(),
-                }
+                Self::HwcReconfigData { ty: v.ty(), value: v.value() }
             }
             GDMA_EQE_HWC_SOC_SERVICE => {
                 let v = SocServiceData(d0);
-                Self::HwcSocService {
-                    ty: v.ty(),
-                    value: v.value(),
-                }
+                Self::HwcSocService { ty: v.ty(), value: v.value() }
             }
             GDMA_EQE_HWC_RESET_REQUEST => Self::HwcResetRequest { data: d0 },
-            GDMA_EQE_RNIC_QP_FATAL => Self::RnicQpFatal {
-                qp_id: d0 & 0x00FF_FFFF,
-            },
+            GDMA_EQE_RNIC_QP_FATAL => Self::RnicQpFatal { qp_id: d0 & 0x00FF_FFFF },
             _ => Self::Unknown { ty, details },
         }
     }
@@ -323,10 +297,7 @@ impl Event {
             Self::Completion { cq_id } => cq_id & 0x00FF_FFFF,
             Self::Test | Self::HwcInitDone | Self::HwcFpgaReconfig => 0,
             Self::HwcInitEqIdDb { eq_id, doorbell } => {
-                HwcInitEqIdDb::ZERO
-                    .with_eq_id(eq_id)
-                    .with_doorbell(doorbell)
-                    .0
+                HwcInitEqIdDb::ZERO.with_eq_id(eq_id).with_doorbell(doorbell).0
             }
             Self::HwcInitData { ty, value } | Self::HwcReconfigData { ty, value } => {
                 HwcInitTypeData::ZERO.with_ty(ty).with_value(value).0
@@ -343,10 +314,7 @@ impl Event {
 
     /// Device side: the EQE carrying this event with owner count `owner`.
     pub const fn to_eqe(&self, owner: u8) -> Eqe {
-        Eqe {
-            details: self.details(),
-            info: EqeInfo::new(self.event_type(), owner),
-        }
+        Eqe { details: self.details(), info: EqeInfo::new(self.event_type(), owner) }
     }
 }
 
@@ -361,61 +329,32 @@ mod tests {
         let eqe = Eqe::from_dwords(&[0x0005_0003, 0, 0, 0x2000_0081]);
         assert_eq!(eqe.info.event_type(), GDMA_EQE_HWC_INIT_EQ_ID_DB);
         assert_eq!(eqe.info.owner_bits(), 1);
-        assert_eq!(
-            eqe.event(),
-            Event::HwcInitEqIdDb {
-                eq_id: 3,
-                doorbell: 5
-            }
-        );
+        assert_eq!(eqe.event(), Event::HwcInitEqIdDb { eq_id: 3, doorbell: 5 });
         let ring = OwnerRing::for_eq_bytes(4096).unwrap();
-        assert_eq!(
-            ring.classify(ring.initial_index(), eqe.info.owner_bits()),
-            OwnerState::Valid
-        );
+        assert_eq!(ring.classify(ring.initial_index(), eqe.info.owner_bits()), OwnerState::Valid);
         // Device side encodes the same dwords.
-        let posted = Event::HwcInitEqIdDb {
-            eq_id: 3,
-            doorbell: 5,
-        }
-        .to_eqe(ring.owner_for_tail(256));
+        let posted =
+            Event::HwcInitEqIdDb { eq_id: 3, doorbell: 5 }.to_eqe(ring.owner_for_tail(256));
         assert_eq!(posted, eqe);
         assert_eq!(
             posted.to_bytes(),
-            [
-                0x03, 0x00, 0x05, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0x00, 0x20
-            ]
+            [0x03, 0x00, 0x05, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0x00, 0x20]
         );
         assert_eq!(Eqe::from_bytes(&posted.to_bytes()), Ok(eqe));
-        assert_eq!(
-            Eqe::from_bytes(&[0; 15]),
-            Err(DecodeError::Truncated {
-                needed: 16,
-                got: 15
-            })
-        );
+        assert_eq!(Eqe::from_bytes(&[0; 15]), Err(DecodeError::Truncated { needed: 16, got: 15 }));
     }
 
     #[test]
     fn init_data_and_done_events() {
         // INIT_DATA: GPA mkey (type 9) = 0x123456 -> data 0x0912_3456.
-        let e = Event::HwcInitData {
-            ty: HWC_INIT_DATA_GPA_MKEY,
-            value: 0x12_3456,
-        };
+        let e = Event::HwcInitData { ty: HWC_INIT_DATA_GPA_MKEY, value: 0x12_3456 };
         assert_eq!(e.details(), [0x0912_3456, 0, 0]);
         assert_eq!(e.to_eqe(2).to_dwords(), [0x0912_3456, 0, 0, 0x4000_0082]);
         assert_eq!(
             Eqe::from_dwords(&[0x0400_0001, 0, 0, 0x2000_0082]).event(),
-            Event::HwcInitData {
-                ty: HWC_INIT_DATA_QUEUE_DEPTH,
-                value: 1
-            }
+            Event::HwcInitData { ty: HWC_INIT_DATA_QUEUE_DEPTH, value: 1 }
         );
-        assert_eq!(
-            Eqe::from_dwords(&[0, 0, 0, 0x2000_0083]).event(),
-            Event::HwcInitDone
-        );
+        assert_eq!(Eqe::from_dwords(&[0, 0, 0, 0x2000_0083]).event(), Event::HwcInitDone);
         assert_eq!(Event::HwcInitDone.to_eqe(1).info.0, 0x2000_0083);
     }
 
@@ -431,10 +370,7 @@ mod tests {
         );
         assert_eq!(Event::Test.to_eqe(0).to_dwords(), [0, 0, 0, 0x40]);
         // Reset request with OVMM's revoke bit, owner 7.
-        let r = Event::HwcResetRequest {
-            data: RESET_REQUEST_REVOKE_VTL0_VF,
-        }
-        .to_eqe(7);
+        let r = Event::HwcResetRequest { data: RESET_REQUEST_REVOKE_VTL0_VF }.to_eqe(7);
         assert_eq!(r.to_dwords(), [1, 0, 0, 0xE000_0087]);
         assert_eq!(r.event(), Event::HwcResetRequest { data: 1 });
         assert_eq!(r.info.last_byte(), 0xE0);
@@ -444,34 +380,16 @@ mod tests {
     fn reconfig_service_and_unknown_events() {
         // HWC timeout reconfiguration to 5000 ms.
         let e = Eqe::from_dwords(&[0x0100_1388, 0, 0, 0x85]).event();
-        assert_eq!(
-            e,
-            Event::HwcReconfigData {
-                ty: HWC_DATA_CONFIG_HWC_TIMEOUT,
-                value: 5000
-            }
-        );
+        assert_eq!(e, Event::HwcReconfigData { ty: HWC_DATA_CONFIG_HWC_TIMEOUT, value: 5000 });
         // SoC service: RDMA resume, value 0.
         assert_eq!(
             Eqe::from_dwords(&[0x2000_0000, 0, 0, 0x86]).event(),
-            Event::HwcSocService {
-                ty: GDMA_SERVICE_TYPE_RDMA_RESUME,
-                value: 0
-            }
+            Event::HwcSocService { ty: GDMA_SERVICE_TYPE_RDMA_RESUME, value: 0 }
         );
         assert_eq!(Event::HwcFpgaReconfig.event_type(), 132);
-        assert_eq!(
-            Eqe::from_dwords(&[7, 0, 0, 176]).event(),
-            Event::RnicQpFatal { qp_id: 7 }
-        );
+        assert_eq!(Eqe::from_dwords(&[7, 0, 0, 176]).event(), Event::RnicQpFatal { qp_id: 7 });
         let u = Eqe::from_dwords(&[1, 2, 3, 0x2000_0063]).event();
-        assert_eq!(
-            u,
-            Event::Unknown {
-                ty: 99,
-                details: [1, 2, 3]
-            }
-        );
+        assert_eq!(u, Event::Unknown { ty: 99, details: [1, 2, 3] });
         assert_eq!(u.to_eqe(1).to_dwords(), [1, 2, 3, 0x2000_0063]);
         assert_eq!(EqeInfo::ZERO.with_client_id(3).0, 0x0003_0000);
     }

@@ -82,11 +82,7 @@ pub(crate) const fn check_range(
     value: u64,
     max: u64,
 ) -> Result<(), EncodeError> {
-    if value > max {
-        Err(EncodeError::OutOfRange { field, value, max })
-    } else {
-        Ok(())
-    }
+    if value > max { Err(EncodeError::OutOfRange { field, value, max }) } else { Ok(()) }
 }
 
 /// Reads a `T` from the start of `bytes` (extra bytes are ignored).
@@ -94,10 +90,9 @@ pub(crate) const fn check_range(
 pub(crate) fn read_prefix<T: zerocopy::FromBytes>(bytes: &[u8]) -> Result<T, DecodeError> {
     match T::read_from_prefix(bytes) {
         Ok((v, _)) => Ok(v),
-        Err(_) => Err(DecodeError::Truncated {
-            needed: core::mem::size_of::<T>(),
-            got: bytes.len(),
-        }),
+        Err(_) => {
+            Err(DecodeError::Truncated { needed: core::mem::size_of::<T>(), got: bytes.len() })
+        }
     }
 }
 
@@ -108,17 +103,10 @@ mod tests {
     #[test]
     fn helpers_never_panic_on_short_input() {
         assert_eq!(read_prefix::<u32>(&[1, 2, 3, 4, 5]), Ok(0x0403_0201));
-        assert_eq!(
-            read_prefix::<u64>(&[0; 4]),
-            Err(DecodeError::Truncated { needed: 8, got: 4 })
-        );
+        assert_eq!(read_prefix::<u64>(&[0; 4]), Err(DecodeError::Truncated { needed: 8, got: 4 }));
         assert_eq!(
             check_range("x", 5, 4),
-            Err(EncodeError::OutOfRange {
-                field: "x",
-                value: 5,
-                max: 4
-            })
+            Err(EncodeError::OutOfRange { field: "x", value: 5, max: 4 })
         );
         assert_eq!(check_range("x", 4, 4), Ok(()));
     }

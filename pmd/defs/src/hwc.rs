@@ -123,10 +123,7 @@ pub struct GdmaDevId {
 }
 
 /// The device id of the hardware channel itself, used for generic GDMA requests.
-pub const HWC_DEV_ID: GdmaDevId = GdmaDevId {
-    ty: GDMA_DEVICE_HWC,
-    instance: 0,
-};
+pub const HWC_DEV_ID: GdmaDevId = GdmaDevId { ty: GDMA_DEVICE_HWC, instance: 0 };
 
 impl GdmaDevId {
     /// The id as one u32 (`as_uint32`).
@@ -249,11 +246,7 @@ pub struct RequestIds {
 impl RequestIds {
     /// Ids for a generic GDMA request to the HWC.
     pub const fn hwc(hwc_msg_id: u16, activity_id: u32) -> Self {
-        Self {
-            dev_id: HWC_DEV_ID,
-            hwc_msg_id,
-            activity_id,
-        }
+        Self { dev_id: HWC_DEV_ID, hwc_msg_id, activity_id }
     }
 }
 
@@ -284,10 +277,7 @@ pub fn request_header<R: HwcRequest>(ids: RequestIds, trailing: usize) -> GdmaRe
 fn write_message(out: &mut [u8], parts: [&[u8]; 3]) -> Result<usize, EncodeError> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     if out.len() < total {
-        return Err(EncodeError::BufferTooSmall {
-            needed: total,
-            got: out.len(),
-        });
+        return Err(EncodeError::BufferTooSmall { needed: total, got: out.len() });
     }
     let mut off = 0;
     for p in parts {
@@ -360,17 +350,11 @@ fn split_message<H: FromBytes>(
     let hdr: H = read_prefix(bytes)?;
     let size = msg_size as usize;
     if size < hdr_len {
-        return Err(DecodeError::InvalidField {
-            field: "msg_size",
-            value: msg_size as u64,
-        });
+        return Err(DecodeError::InvalidField { field: "msg_size", value: msg_size as u64 });
     }
     match bytes.get(hdr_len..size) {
         Some(body) => Ok((hdr, body)),
-        None => Err(DecodeError::Truncated {
-            needed: size,
-            got: bytes.len(),
-        }),
+        None => Err(DecodeError::Truncated { needed: size, got: bytes.len() }),
     }
 }
 
@@ -412,14 +396,10 @@ impl<'a> RequestRef<'a> {
     pub fn bytes_at(&self, offset: usize, len: usize) -> Result<&'a [u8], DecodeError> {
         let start = offset
             .checked_sub(GDMA_REQ_HDR_SIZE)
-            .ok_or(DecodeError::InvalidField {
-                field: "offset",
-                value: offset as u64,
-            })?;
-        let end = start.checked_add(len).ok_or(DecodeError::InvalidField {
-            field: "len",
-            value: len as u64,
-        })?;
+            .ok_or(DecodeError::InvalidField { field: "offset", value: offset as u64 })?;
+        let end = start
+            .checked_add(len)
+            .ok_or(DecodeError::InvalidField { field: "len", value: len as u64 })?;
         self.body.get(start..end).ok_or(DecodeError::Truncated {
             needed: GDMA_REQ_HDR_SIZE.saturating_add(end),
             got: GDMA_REQ_HDR_SIZE + self.body.len(),

@@ -226,10 +226,7 @@ impl GdmaListDevicesResp {
     /// The listed devices, skipping holes; at most 64 whatever `num_of_devs` says.
     pub fn devices(&self) -> impl Iterator<Item = GdmaDevId> + '_ {
         let n = (self.num_of_devs as usize).min(GDMA_MAX_LIST_DEVICES);
-        self.devs[..n]
-            .iter()
-            .copied()
-            .filter(|d| d.ty != GDMA_DEVICE_NONE)
+        self.devs[..n].iter().copied().filter(|d| d.ty != GDMA_DEVICE_NONE)
     }
 
     /// The first listed device of type `ty` (e.g. [`GDMA_DEVICE_MANA`]).
@@ -511,10 +508,7 @@ pub fn read_page_list(
 ) -> Result<impl ExactSizeIterator<Item = u64> + '_, DecodeError> {
     let needed = (count as usize).saturating_mul(8);
     let Some(list) = bytes.get(..needed) else {
-        return Err(DecodeError::Truncated {
-            needed,
-            got: bytes.len(),
-        });
+        return Err(DecodeError::Truncated { needed, got: bytes.len() });
     };
     Ok(list.chunks_exact(8).map(|c| {
         let mut a = [0u8; 8];

@@ -117,11 +117,7 @@ request!(ManaQueryDeviceCfgReq = MANA_QUERY_DEV_CONFIG => ManaQueryDeviceCfgResp
 impl ManaQueryDeviceCfgResp {
     /// The adapter MTU, with 0 (old firmware) mapped to [`MANA_DEFAULT_ADAPTER_MTU`].
     pub const fn effective_adapter_mtu(&self) -> u16 {
-        if self.adapter_mtu == 0 {
-            MANA_DEFAULT_ADAPTER_MTU
-        } else {
-            self.adapter_mtu
-        }
+        if self.adapter_mtu == 0 { MANA_DEFAULT_ADAPTER_MTU } else { self.adapter_mtu }
     }
 }
 
@@ -327,11 +323,7 @@ pub fn encode_config_vport_rx(
     body: &ManaCfgRxSteerReqV2,
     table: &[u64],
 ) -> Result<usize, EncodeError> {
-    check_range(
-        "num_indir_entries",
-        table.len() as u64,
-        MANA_INDIRECT_TABLE_MAX_SIZE as u64,
-    )?;
+    check_range("num_indir_entries", table.len() as u64, MANA_INDIRECT_TABLE_MAX_SIZE as u64)?;
     let body = ManaCfgRxSteerReqV2 {
         num_indir_entries: table.len() as u16,
         indir_tab_offset: MANA_CFG_RX_STEER_V2_TABLE_OFFSET as u16,
@@ -370,10 +362,7 @@ impl ConfigVportRx {
         }
         let n = body.num_indir_entries as usize;
         if n > MANA_INDIRECT_TABLE_MAX_SIZE {
-            return Err(DecodeError::InvalidField {
-                field: "num_indir_entries",
-                value: n as u64,
-            });
+            return Err(DecodeError::InvalidField { field: "num_indir_entries", value: n as u64 });
         }
         let mut table = Vec::with_capacity(n);
         if n > 0 {

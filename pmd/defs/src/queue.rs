@@ -139,9 +139,7 @@ impl OwnerRing {
     /// A ring of `entries` entries; `None` unless a power of two in `1..=2^26`.
     pub const fn new(entries: u32) -> Option<Self> {
         if entries.is_power_of_two() && entries <= Self::MAX_ENTRIES {
-            Some(Self {
-                shift: entries.trailing_zeros(),
-            })
+            Some(Self { shift: entries.trailing_zeros() })
         } else {
             None
         }
@@ -324,14 +322,8 @@ mod tests {
     fn queue_size_rules() {
         assert_eq!(validate_queue_size(4096), Ok(()));
         assert_eq!(validate_queue_size(1 << 31), Ok(()));
-        assert_eq!(
-            validate_queue_size(2048),
-            Err(QueueSizeError::TooSmall(2048))
-        );
-        assert_eq!(
-            validate_queue_size(12288),
-            Err(QueueSizeError::NotPowerOfTwo(12288))
-        );
+        assert_eq!(validate_queue_size(2048), Err(QueueSizeError::TooSmall(2048)));
+        assert_eq!(validate_queue_size(12288), Err(QueueSizeError::NotPowerOfTwo(12288)));
         assert_eq!(cq_entries(4096), Ok(64));
         assert_eq!(eq_entries(32768), Ok(2048));
         assert_eq!(GdmaQueueType::from_u32(4), Some(GdmaQueueType::Eq));
@@ -355,23 +347,14 @@ mod tests {
         let r = OwnerRing::new(64).unwrap();
         let head = r.initial_index();
         assert_eq!(head, 64);
-        assert_eq!(
-            (r.slot(head), r.expected_owner(head), r.old_owner(head)),
-            (0, 1, 0)
-        );
+        assert_eq!((r.slot(head), r.expected_owner(head), r.old_owner(head)), (0, 1, 0));
         // Zeroed ring memory reads as empty on the first lap.
         assert_eq!(r.classify(head, 0), OwnerState::Empty);
         assert_eq!(r.classify(head, 1), OwnerState::Valid);
         assert_eq!(r.classify(head, 2), OwnerState::Overflow);
         // Last slot of lap 1, then lap 2.
-        assert_eq!(
-            (r.slot(127), r.expected_owner(127), r.old_owner(127)),
-            (63, 1, 0)
-        );
-        assert_eq!(
-            (r.slot(128), r.expected_owner(128), r.old_owner(128)),
-            (0, 2, 1)
-        );
+        assert_eq!((r.slot(127), r.expected_owner(127), r.old_owner(127)), (63, 1, 0));
+        assert_eq!((r.slot(128), r.expected_owner(128), r.old_owner(128)), (0, 2, 1));
         assert_eq!(r.classify(128, 1), OwnerState::Empty);
         // Lap 8 wraps the 3-bit count: new 0, old 7.
         assert_eq!((r.expected_owner(512), r.old_owner(512)), (0, 7));
@@ -457,10 +440,7 @@ mod tests {
         assert_eq!(wq.accept_doorbell(0, 64, 32), None); // backwards
         assert_eq!(wq.accept_doorbell(0, 0, 4096), Some(4096));
         assert_eq!(wq.accept_doorbell(0, 0, 4128), None); // more than the ring
-        assert_eq!(
-            wq.accept_doorbell(u32::MAX - 31, u32::MAX - 31, 32),
-            Some(64)
-        ); // across 2^32
+        assert_eq!(wq.accept_doorbell(u32::MAX - 31, u32::MAX - 31, 32), Some(64)); // across 2^32
         assert_eq!(wq.accept_doorbell(16, 16, 48), None); // misaligned device head
     }
 }

@@ -201,10 +201,7 @@ impl SmcProtoHdr {
     /// A request header for `msg_type`/`msg_version` (owner bit clear; the device sets it).
     #[inline]
     pub const fn request(msg_type: u8, msg_version: u8, reset_vf: bool) -> Self {
-        Self::ZERO
-            .with_msg_type(msg_type)
-            .with_msg_version(msg_version)
-            .with_reset_vf(reset_vf)
+        Self::ZERO.with_msg_type(msg_type).with_msg_version(msg_version).with_reset_vf(reset_vf)
     }
 
     /// The response header the device writes back for this request, with `status`.
@@ -301,11 +298,7 @@ impl EstablishHwc {
 /// The single header dword of a DESTROY_HWC request (§6.1); only dword 7 is written.
 #[inline]
 pub const fn destroy_hwc_request(reset_vf: bool) -> SmcProtoHdr {
-    SmcProtoHdr::request(
-        SMC_MSG_TYPE_DESTROY_HWC,
-        SMC_MSG_TYPE_DESTROY_HWC_VERSION,
-        reset_vf,
-    )
+    SmcProtoHdr::request(SMC_MSG_TYPE_DESTROY_HWC, SMC_MSG_TYPE_DESTROY_HWC_VERSION, reset_vf)
 }
 
 /// Converts a 32-byte SMC image to its 8 little-endian dwords.
@@ -351,21 +344,12 @@ mod tests {
         assert_eq!(&r.to_bytes()[..], &b[..40]);
         assert_eq!(
             RegMap::from_bytes(&b[..39]),
-            Err(DecodeError::Truncated {
-                needed: 40,
-                got: 39
-            })
+            Err(DecodeError::Truncated { needed: 40, got: 39 })
         );
-        let bad = RegMap {
-            db_page_size: 512,
-            ..r
-        };
+        let bad = RegMap { db_page_size: 512, ..r };
         assert_eq!(
             bad.validate(),
-            Err(DecodeError::InvalidField {
-                field: "db_page_size",
-                value: 512
-            })
+            Err(DecodeError::InvalidField { field: "db_page_size", value: 512 })
         );
     }
 
@@ -398,25 +382,13 @@ mod tests {
         );
         assert_eq!(EstablishHwc::decode(&words), req);
 
-        let with_reset = EstablishHwc {
-            reset_vf: true,
-            ..req
-        }
-        .encode()
-        .unwrap();
+        let with_reset = EstablishHwc { reset_vf: true, ..req }.encode().unwrap();
         assert_eq!(with_reset[7], 0x0100_0001);
 
-        let too_big = EstablishHwc {
-            sq_pfn: 1 << 52,
-            ..req
-        };
+        let too_big = EstablishHwc { sq_pfn: 1 << 52, ..req };
         assert_eq!(
             too_big.encode(),
-            Err(EncodeError::OutOfRange {
-                field: "sq_pfn",
-                value: 1 << 52,
-                max: SMC_MAX_PFN
-            })
+            Err(EncodeError::OutOfRange { field: "sq_pfn", value: 1 << 52, max: SMC_MAX_PFN })
         );
     }
 
@@ -427,23 +399,14 @@ mod tests {
         let resp = req.response_to(0);
         assert_eq!(resp.0, 0x0000_0081);
         assert_eq!(resp.check_response(SMC_MSG_TYPE_ESTABLISH_HWC, 0), Ok(()));
-        assert_eq!(
-            SmcProtoHdr(0x8000_0001).check_response(1, 0),
-            Err(SmcError::Busy)
-        );
+        assert_eq!(SmcProtoHdr(0x8000_0001).check_response(1, 0), Err(SmcError::Busy));
         assert_eq!(
             SmcProtoHdr(SHMEM_VF_RESET_STATE).check_response(1, 0),
             Err(SmcError::DeviceReset)
         );
-        assert_eq!(
-            req.response_to(5).check_response(1, 0),
-            Err(SmcError::Status(5))
-        );
+        assert_eq!(req.response_to(5).check_response(1, 0), Err(SmcError::Status(5)));
         assert_eq!(req.response_to(5).0, 0x0000_0581);
-        assert_eq!(
-            req.check_response(1, 0),
-            Err(SmcError::Mismatch { hdr: req })
-        );
+        assert_eq!(req.check_response(1, 0), Err(SmcError::Mismatch { hdr: req }));
         assert_eq!(
             resp.check_response(SMC_MSG_TYPE_DESTROY_HWC, 0),
             Err(SmcError::Mismatch { hdr: resp })

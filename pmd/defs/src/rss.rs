@@ -160,57 +160,18 @@ mod tests {
 
     /// Microsoft "Verifying the RSS Hash Calculation", IPv4 rows.
     const IPV4_ROWS: [Ipv4Row; 5] = [
-        (
-            [161, 142, 100, 80],
-            1766,
-            [66, 9, 149, 187],
-            2794,
-            0x323e_8fc2,
-            0x51cc_c178,
-        ),
-        (
-            [65, 69, 140, 83],
-            4739,
-            [199, 92, 111, 2],
-            14230,
-            0xd718_262a,
-            0xc626_b0ea,
-        ),
-        (
-            [12, 22, 207, 184],
-            38024,
-            [24, 19, 198, 95],
-            12898,
-            0xd2d0_a5de,
-            0x5c2b_394a,
-        ),
-        (
-            [209, 142, 163, 6],
-            2217,
-            [38, 27, 205, 30],
-            48228,
-            0x8298_9176,
-            0xafc7_327f,
-        ),
-        (
-            [202, 188, 127, 2],
-            1303,
-            [153, 39, 163, 191],
-            44251,
-            0x5d18_09c5,
-            0x10e8_28a2,
-        ),
+        ([161, 142, 100, 80], 1766, [66, 9, 149, 187], 2794, 0x323e_8fc2, 0x51cc_c178),
+        ([65, 69, 140, 83], 4739, [199, 92, 111, 2], 14230, 0xd718_262a, 0xc626_b0ea),
+        ([12, 22, 207, 184], 38024, [24, 19, 198, 95], 12898, 0xd2d0_a5de, 0x5c2b_394a),
+        ([209, 142, 163, 6], 2217, [38, 27, 205, 30], 48228, 0x8298_9176, 0xafc7_327f),
+        ([202, 188, 127, 2], 1303, [153, 39, 163, 191], 44251, 0x5d18_09c5, 0x10e8_28a2),
     ];
 
     #[test]
     fn toeplitz_microsoft_ipv4_vectors() {
         for (dst, dport, src, sport, h2, h4) in IPV4_ROWS {
             let (s, d) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
-            assert_eq!(
-                rss_hash_ipv4(&MS_RSS_VERIFICATION_KEY, s, d, None),
-                h2,
-                "IPv4 {s} -> {d}"
-            );
+            assert_eq!(rss_hash_ipv4(&MS_RSS_VERIFICATION_KEY, s, d, None), h2, "IPv4 {s} -> {d}");
             assert_eq!(
                 rss_hash_ipv4(&MS_RSS_VERIFICATION_KEY, s, d, Some((sport, dport))),
                 h4,
@@ -223,22 +184,8 @@ mod tests {
     fn toeplitz_microsoft_ipv6_vectors() {
         // (destination, dst port, source, src port, IPv6 hash, TCP/IPv6 hash).
         let rows: [(&str, u16, &str, u16, u32, u32); 3] = [
-            (
-                "3ffe:2501:200:3::1",
-                1766,
-                "3ffe:2501:200:1fff::7",
-                2794,
-                0x2cc1_8cd5,
-                0x4020_7d3d,
-            ),
-            (
-                "ff02::1",
-                4739,
-                "3ffe:501:8::260:97ff:fe40:efab",
-                14230,
-                0x0f0c_461c,
-                0xdde5_1bbf,
-            ),
+            ("3ffe:2501:200:3::1", 1766, "3ffe:2501:200:1fff::7", 2794, 0x2cc1_8cd5, 0x4020_7d3d),
+            ("ff02::1", 4739, "3ffe:501:8::260:97ff:fe40:efab", 14230, 0x0f0c_461c, 0xdde5_1bbf),
             (
                 "fe80::200:f8ff:fe21:67cf",
                 38024,
@@ -251,11 +198,7 @@ mod tests {
         for (dst, dport, src, sport, h2, h4) in rows {
             let s: Ipv6Addr = src.parse().unwrap();
             let d: Ipv6Addr = dst.parse().unwrap();
-            assert_eq!(
-                rss_hash_ipv6(&MS_RSS_VERIFICATION_KEY, s, d, None),
-                h2,
-                "IPv6 {s} -> {d}"
-            );
+            assert_eq!(rss_hash_ipv6(&MS_RSS_VERIFICATION_KEY, s, d, None), h2, "IPv6 {s} -> {d}");
             assert_eq!(
                 rss_hash_ipv6(&MS_RSS_VERIFICATION_KEY, s, d, Some((sport, dport))),
                 h4,
@@ -270,14 +213,8 @@ mod tests {
         let input = [66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6];
         assert_eq!(toeplitz_hash(&MS_RSS_VERIFICATION_KEY, &input), 0x51cc_c178);
         // A single set MSB selects the first 32 key bits; the LSB of byte 0 selects bits 7..39.
-        assert_eq!(
-            toeplitz_hash(&MS_RSS_VERIFICATION_KEY, &[0x80]),
-            0x6d5a_56da
-        );
-        assert_eq!(
-            toeplitz_hash(&MS_RSS_VERIFICATION_KEY, &[0x01]),
-            0xad2b_6d12
-        );
+        assert_eq!(toeplitz_hash(&MS_RSS_VERIFICATION_KEY, &[0x80]), 0x6d5a_56da);
+        assert_eq!(toeplitz_hash(&MS_RSS_VERIFICATION_KEY, &[0x01]), 0xad2b_6d12);
         assert_eq!(toeplitz_hash(&MS_RSS_VERIFICATION_KEY, &[]), 0);
         assert_eq!(toeplitz_hash(&MS_RSS_VERIFICATION_KEY, &[0; 36]), 0);
         // Missing key bits read as zero instead of panicking.
@@ -299,18 +236,9 @@ mod tests {
         assert_eq!(MANA_HASH_L3, 0x049);
         assert_eq!(MANA_HASH_L4, 0x1B6);
         assert_eq!(MANA_HASH_L3 | MANA_HASH_L4, 0x1FF);
-        assert_eq!(
-            ndis_hash_type(false, RssL4::Tcp, MANA_HASH_DEFAULT_TYPES),
-            NDIS_HASH_TCP_IPV4
-        );
-        assert_eq!(
-            ndis_hash_type(true, RssL4::Udp, MANA_HASH_DEFAULT_TYPES),
-            NDIS_HASH_UDP_IPV6
-        );
-        assert_eq!(
-            ndis_hash_type(true, RssL4::Other, MANA_HASH_DEFAULT_TYPES),
-            NDIS_HASH_IPV6
-        );
+        assert_eq!(ndis_hash_type(false, RssL4::Tcp, MANA_HASH_DEFAULT_TYPES), NDIS_HASH_TCP_IPV4);
+        assert_eq!(ndis_hash_type(true, RssL4::Udp, MANA_HASH_DEFAULT_TYPES), NDIS_HASH_UDP_IPV6);
+        assert_eq!(ndis_hash_type(true, RssL4::Other, MANA_HASH_DEFAULT_TYPES), NDIS_HASH_IPV6);
         assert_eq!(
             ndis_hash_type(false, RssL4::Udp, NDIS_HASH_IPV4 | NDIS_HASH_TCP_IPV4),
             NDIS_HASH_IPV4

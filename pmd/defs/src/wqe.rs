@@ -146,9 +146,7 @@ impl WqeHeader {
     /// Header for a WQE with `num_sge` SGEs and an inline OOB of `oob` size.
     #[inline]
     pub const fn new(num_sge: u8, oob: InlineOobSize) -> Self {
-        Self::ZERO
-            .with_num_sgl_entries(num_sge)
-            .with_inline_client_oob_size(oob.code())
+        Self::ZERO.with_num_sgl_entries(num_sge).with_inline_client_oob_size(oob.code())
     }
 
     /// Header of a TX LSO WQE: client OOB in SGL, `last_vbytes` = header SGE size, MSS.
@@ -164,11 +162,9 @@ impl WqeHeader {
         if let Err(e) = check_range("last_vbytes", header_len as u64, 255) {
             return Err(e);
         }
-        if let Err(e) = check_range(
-            "num_sgl_entries",
-            num_sge as u64,
-            MAX_TX_WQE_SGL_ENTRIES as u64,
-        ) {
+        if let Err(e) =
+            check_range("num_sgl_entries", num_sge as u64, MAX_TX_WQE_SGL_ENTRIES as u64)
+        {
             return Err(e);
         }
         if num_sge < 2 {
@@ -235,42 +231,25 @@ const _: () = {
 };
 
 /// The dummy SGE of a WQE without buffers (empty-SGL rule, §3.2): address 1, mkey 0, size 0.
-pub const EMPTY_SGE: Sge = Sge {
-    address: 1,
-    mem_key: 0,
-    size: 0,
-};
+pub const EMPTY_SGE: Sge = Sge { address: 1, mem_key: 0, size: 0 };
 
 impl Sge {
     /// An SGE.
     #[inline]
     pub const fn new(address: u64, mem_key: u32, size: u32) -> Self {
-        Self {
-            address,
-            mem_key,
-            size,
-        }
+        Self { address, mem_key, size }
     }
 
     /// The four dwords as stored in ring memory.
     #[inline]
     pub const fn to_dwords(self) -> [u32; 4] {
-        [
-            self.address as u32,
-            (self.address >> 32) as u32,
-            self.mem_key,
-            self.size,
-        ]
+        [self.address as u32, (self.address >> 32) as u32, self.mem_key, self.size]
     }
 
     /// Builds an SGE from its four dwords.
     #[inline]
     pub const fn from_dwords(d: [u32; 4]) -> Self {
-        Self {
-            address: d[0] as u64 | ((d[1] as u64) << 32),
-            mem_key: d[2],
-            size: d[3],
-        }
+        Self { address: d[0] as u64 | ((d[1] as u64) << 32), mem_key: d[2], size: d[3] }
     }
 
     /// Decodes an SGE from the first 16 bytes of `bytes`.
@@ -446,21 +425,13 @@ impl TxOob {
         chk!("vcq_num", spec.cq_id, 0x00FF_FFFF);
         chk!("sq_id", spec.sq_id, 0x00FF_FFFF);
         chk!("trans_off", spec.trans_off, MAX_TRANS_OFF);
-        chk!(
-            "vport_offset",
-            spec.vport_offset,
-            MANA_LONG_VPORT_OFFSET_MAX
-        );
+        chk!("vport_offset", spec.vport_offset, MANA_LONG_VPORT_OFFSET_MAX);
         let long = spec.force_long
             || spec.vlan.is_some()
             || spec.encap.is_some()
             || spec.vport_offset > MANA_SHORT_VPORT_OFFSET_MAX;
         let mut short = TxShortOob::ZERO
-            .with_pkt_fmt(if long {
-                MANA_LONG_PKT_FMT
-            } else {
-                MANA_SHORT_PKT_FMT
-            })
+            .with_pkt_fmt(if long { MANA_LONG_PKT_FMT } else { MANA_SHORT_PKT_FMT })
             .with_is_outer_ipv4(matches!(spec.l3, TxL3::Ipv4))
             .with_is_outer_ipv6(matches!(spec.l3, TxL3::Ipv6))
             .with_comp_iphdr_csum(spec.ip_csum)
@@ -495,11 +466,7 @@ impl TxOob {
                 .with_inner_frame_offset(e.inner_frame_offset)
                 .with_inner_ip_rel_offset(e.inner_ip_rel_offset);
         }
-        Ok(Self {
-            short,
-            long: ext,
-            reserved: [0; 2],
-        })
+        Ok(Self { short, long: ext, reserved: [0; 2] })
     }
 
     /// Whether this OOB uses the long (24-byte) format.
@@ -511,11 +478,7 @@ impl TxOob {
     /// Inline OOB size to put in the WQE header.
     #[inline]
     pub const fn size(&self) -> InlineOobSize {
-        if self.is_long() {
-            InlineOobSize::Large
-        } else {
-            InlineOobSize::Small
-        }
+        if self.is_long() { InlineOobSize::Large } else { InlineOobSize::Small }
     }
 
     /// All six dwords; write the first `size().bytes() / 4` of them.
@@ -538,10 +501,7 @@ impl TxOob {
             read_prefix(oob)
         } else {
             let short: TxShortOob = read_prefix(oob)?;
-            Ok(Self {
-                short,
-                ..Self::default()
-            })
+            Ok(Self { short, ..Self::default() })
         }
     }
 
@@ -630,14 +590,7 @@ impl HwcTxOob {
     /// The six dwords.
     #[inline]
     pub const fn to_dwords(&self) -> [u32; 6] {
-        [
-            self.reserved[0],
-            self.reserved[1],
-            self.vrq.0,
-            self.vrcq_id,
-            self.vscq.0,
-            self.vsq_id,
-        ]
+        [self.reserved[0], self.reserved[1], self.vrq.0, self.vrcq_id, self.vscq.0, self.vsq_id]
     }
 }
 
@@ -646,9 +599,7 @@ pub const fn hwc_sq_wqe(oob: &HwcTxOob, sge: Sge) -> [u32; 16] {
     let h = WqeHeader::new(1, InlineOobSize::Large).to_dwords();
     let o = oob.to_dwords();
     let s = sge.to_dwords();
-    [
-        h[0], h[1], o[0], o[1], o[2], o[3], o[4], o[5], s[0], s[1], s[2], s[3], 0, 0, 0, 0,
-    ]
+    [h[0], h[1], o[0], o[1], o[2], o[3], o[4], o[5], s[0], s[1], s[2], s[3], 0, 0, 0, 0]
 }
 
 /// Encodes a complete WQE into `out` (header, OOB zero-padded to its size, SGL, zero padding to
@@ -664,32 +615,20 @@ pub fn encode_wqe(
         0..=8 => InlineOobSize::Small,
         9..=24 => InlineOobSize::Large,
         n => {
-            return Err(EncodeError::OutOfRange {
-                field: "inline oob",
-                value: n as u64,
-                max: 24,
-            });
+            return Err(EncodeError::OutOfRange { field: "inline oob", value: n as u64, max: 24 });
         }
     };
-    check_range(
-        "num_sgl_entries",
-        sgl.len() as u64,
-        MAX_TX_WQE_SGL_ENTRIES as u64,
-    )?;
+    check_range("num_sgl_entries", sgl.len() as u64, MAX_TX_WQE_SGL_ENTRIES as u64)?;
     let empty = [EMPTY_SGE];
     let sgl = if sgl.is_empty() { &empty[..] } else { sgl };
     let size = wqe_size_bytes(oob_size, sgl.len() as u32) as usize;
     if out.len() < size {
-        return Err(EncodeError::BufferTooSmall {
-            needed: size,
-            got: out.len(),
-        });
+        return Err(EncodeError::BufferTooSmall { needed: size, got: out.len() });
     }
     let out = &mut out[..size];
     out.fill(0);
-    let h = header
-        .with_num_sgl_entries(sgl.len() as u8)
-        .with_inline_client_oob_size(oob_size.code());
+    let h =
+        header.with_num_sgl_entries(sgl.len() as u8).with_inline_client_oob_size(oob_size.code());
     out[..8].copy_from_slice(&h.0.to_le_bytes());
     out[8..8 + oob.len()].copy_from_slice(oob);
     let base = oob_size.sgl_offset() as usize;
@@ -721,29 +660,16 @@ impl<'a> WqeRef<'a> {
         };
         let nsge = header.num_sgl_entries();
         if nsge == 0 {
-            return Err(DecodeError::InvalidField {
-                field: "num_sgl_entries",
-                value: 0,
-            });
+            return Err(DecodeError::InvalidField { field: "num_sgl_entries", value: 0 });
         }
         let size = wqe_size_bytes(oob_size, nsge as u32);
         if size > max_size {
-            return Err(DecodeError::InvalidField {
-                field: "wqe size",
-                value: size as u64,
-            });
+            return Err(DecodeError::InvalidField { field: "wqe size", value: size as u64 });
         }
         let Some(bytes) = bytes.get(..size as usize) else {
-            return Err(DecodeError::Truncated {
-                needed: size as usize,
-                got: bytes.len(),
-            });
+            return Err(DecodeError::Truncated { needed: size as usize, got: bytes.len() });
         };
-        Ok(Self {
-            header,
-            oob_size,
-            bytes,
-        })
+        Ok(Self { header, oob_size, bytes })
     }
 
     /// The header.
@@ -782,8 +708,7 @@ impl<'a> WqeRef<'a> {
     /// The SGEs.
     pub fn sges(&self) -> impl ExactSizeIterator<Item = Sge> + 'a {
         let area: &'a [u8] = self.sgl_bytes();
-        area.chunks_exact(SGE_SIZE as usize)
-            .map(|c| Sge::read_from_bytes(c).unwrap_or_default())
+        area.chunks_exact(SGE_SIZE as usize).map(|c| Sge::read_from_bytes(c).unwrap_or_default())
     }
 }
 

@@ -40,10 +40,7 @@ fn cq_poll_across_u32_wrap_and_overflow() {
     let ring = OwnerRing::new(n).unwrap();
     // Start three laps before 2^32; unwritten slots hold the previous lap's owner.
     let start = 0u32.wrapping_sub(3 * n);
-    let mut cq = CqRing {
-        ring,
-        mem: vec![0; n as usize * 16],
-    };
+    let mut cq = CqRing { ring, mem: vec![0; n as usize * 16] };
     for i in 0..n {
         let old = ring.old_owner(start);
         cq.slot_dwords(start.wrapping_add(i))[CQE_INFO_DWORD] = CqeInfo::new(0, true, old).0;
@@ -95,9 +92,7 @@ fn ring_write(ring: &mut [u32], off: u32, dwords: &[u32]) {
 /// Copies `len` bytes out of the ring starting at byte offset `off`, wrapping.
 fn ring_read(ring: &[u32], off: u32, len: usize) -> Vec<u8> {
     let mask = ring.len() as u32 - 1;
-    (0..len as u32 / 4)
-        .flat_map(|i| ring[((off / 4 + i) & mask) as usize].to_le_bytes())
-        .collect()
+    (0..len as u32 / 4).flat_map(|i| ring[((off / 4 + i) & mask) as usize].to_le_bytes()).collect()
 }
 
 #[test]
@@ -119,19 +114,12 @@ fn tx_wqe_wrapping_the_ring_then_completion() {
         ip_csum: true,
         tcp_csum: true,
         trans_off: 34,
-        vlan: Some(VlanTag {
-            pcp: 0,
-            dei: false,
-            vid: 10,
-        }),
+        vlan: Some(VlanTag { pcp: 0, dei: false, vid: 10 }),
         ..Default::default()
     })
     .unwrap();
-    let sgl = [
-        Sge::new(0x10_0000, 7, 54),
-        Sge::new(0x20_0000, 7, 1000),
-        Sge::new(0x30_0000, 7, 446),
-    ];
+    let sgl =
+        [Sge::new(0x10_0000, 7, 54), Sge::new(0x20_0000, 7, 1000), Sge::new(0x30_0000, 7, 446)];
     let size = oob.size();
     assert_eq!(wqe_size_bu(size, 3), 3);
     let mut dwords = Vec::new();
@@ -144,11 +132,7 @@ fn tx_wqe_wrapping_the_ring_then_completion() {
     ring_write(&mut ring, off, &dwords);
     assert_eq!(ring[0..4], sgl[2].to_dwords()); // third SGE wrapped to offset 0
     let new_head = head_bu + wqe_size_bu(size, 3);
-    let (db_off, db_val) = Doorbell::Sq {
-        id: sq_id,
-        tail: wq_doorbell_tail(new_head),
-    }
-    .encode();
+    let (db_off, db_val) = Doorbell::Sq { id: sq_id, tail: wq_doorbell_tail(new_head) }.encode();
     assert_eq!((db_off, db_val), (DB_SQ, 0x0000_1020_0001_2345));
 
     // Device: decode the doorbell, accept it, copy the WQE out and parse it.
@@ -189,26 +173,11 @@ fn hwc_bootstrap_events_then_request() {
     // Device: after ESTABLISH_HWC, post INIT_EQ_ID_DB, INIT_DATA items and INIT_DONE.
     let eq = OwnerRing::for_eq_bytes(4096).unwrap();
     let events = [
-        Event::HwcInitEqIdDb {
-            eq_id: 1,
-            doorbell: 0,
-        },
-        Event::HwcInitData {
-            ty: HWC_INIT_DATA_CQID,
-            value: 2,
-        },
-        Event::HwcInitData {
-            ty: HWC_INIT_DATA_RQID,
-            value: 3,
-        },
-        Event::HwcInitData {
-            ty: HWC_INIT_DATA_SQID,
-            value: 4,
-        },
-        Event::HwcInitData {
-            ty: HWC_INIT_DATA_GPA_MKEY,
-            value: 0x77,
-        },
+        Event::HwcInitEqIdDb { eq_id: 1, doorbell: 0 },
+        Event::HwcInitData { ty: HWC_INIT_DATA_CQID, value: 2 },
+        Event::HwcInitData { ty: HWC_INIT_DATA_RQID, value: 3 },
+        Event::HwcInitData { ty: HWC_INIT_DATA_SQID, value: 4 },
+        Event::HwcInitData { ty: HWC_INIT_DATA_GPA_MKEY, value: 0x77 },
         Event::HwcInitDone,
     ];
     let mut mem = vec![0u32; 256 * 4];
@@ -226,31 +195,16 @@ fn hwc_bootstrap_events_then_request() {
             break;
         }
         match Event::decode(info.event_type(), [mem[s], mem[s + 1], mem[s + 2]]) {
-            Event::HwcInitData {
-                ty: HWC_INIT_DATA_CQID,
-                value,
-            } => cq_id = value,
-            Event::HwcInitData {
-                ty: HWC_INIT_DATA_SQID,
-                value,
-            } => sq_id = value,
-            Event::HwcInitData {
-                ty: HWC_INIT_DATA_GPA_MKEY,
-                value,
-            } => mkey = value,
+            Event::HwcInitData { ty: HWC_INIT_DATA_CQID, value } => cq_id = value,
+            Event::HwcInitData { ty: HWC_INIT_DATA_SQID, value } => sq_id = value,
+            Event::HwcInitData { ty: HWC_INIT_DATA_GPA_MKEY, value } => mkey = value,
             Event::HwcInitDone => done = true,
             _ => {}
         }
         head += 1;
     }
-    assert_eq!(
-        (cq_id, sq_id, mkey, done, head),
-        (2, 4, 0x77, true, 256 + 6)
-    );
-    assert_eq!(
-        CqEqDoorbell::eq(1, eq.doorbell_index(head), true).0,
-        0x8000_0106_0000_0001
-    );
+    assert_eq!((cq_id, sq_id, mkey, done, head), (2, 4, 0x77, true, 256 + 6));
+    assert_eq!(CqEqDoorbell::eq(1, eq.doorbell_index(head), true).0, 0x8000_0106_0000_0001);
 
     // Driver: HWC SQ WQE carrying a request; device answers into an RQ buffer.
     let mut req_buf = [0u8; 64];
@@ -261,10 +215,7 @@ fn hwc_bootstrap_events_then_request() {
         &[],
     )
     .unwrap();
-    let wqe = hwc_sq_wqe(
-        &HwcTxOob::vf(cq_id, sq_id),
-        Sge::new(0x5000, mkey, n as u32),
-    );
+    let wqe = hwc_sq_wqe(&HwcTxOob::vf(cq_id, sq_id), Sge::new(0x5000, mkey, n as u32));
     let wqe_bytes: Vec<u8> = wqe.iter().flat_map(|d| d.to_le_bytes()).collect();
     let parsed = WqeRef::parse(&wqe_bytes, MAX_TX_WQE_SIZE).unwrap();
     let oob = HwcTxOob::read_from_bytes(parsed.oob()).unwrap();
@@ -277,10 +228,7 @@ fn hwc_bootstrap_events_then_request() {
     let mut resp_buf = [0u8; 4096];
     let m = encode_response(&mut resp_buf, &req.hdr, GDMA_STATUS_SUCCESS, &(), &[]).unwrap();
     let rx_oob = HwcRxOob::response(0, m as u32);
-    let rq_cqe = Cqe {
-        data: rx_oob.to_cqe_data(),
-        info: CqeInfo::new(3, false, 1),
-    };
+    let rq_cqe = Cqe { data: rx_oob.to_cqe_data(), info: CqeInfo::new(3, false, 1) };
     let got = HwcRxOob::from_cqe_data(&rq_cqe.data);
     let resp = ResponseRef::parse(&resp_buf[..got.tx_oob_data_size as usize]).unwrap();
     assert!(resp.hdr.matches(&req.hdr) && resp.hdr.is_success());

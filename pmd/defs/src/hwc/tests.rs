@@ -40,19 +40,13 @@ fn request_header_round_trip() {
         Ok(GdmaGenerateTestEventReq { queue_index: 5 })
     );
     assert_eq!(req.hdr.as_bytes(), &TEST_EQE_REQUEST[..40]);
-    assert_eq!(
-        GdmaReqHdr::read_from_bytes(&TEST_EQE_REQUEST[..40]).unwrap(),
-        req.hdr
-    );
+    assert_eq!(GdmaReqHdr::read_from_bytes(&TEST_EQE_REQUEST[..40]).unwrap(), req.hdr);
 }
 
 #[test]
 fn response_echoes_request_ids() {
     let ids = RequestIds {
-        dev_id: GdmaDevId {
-            ty: GDMA_DEVICE_MANA,
-            instance: 0,
-        },
+        dev_id: GdmaDevId { ty: GDMA_DEVICE_MANA, instance: 0 },
         hwc_msg_id: 7,
         activity_id: 0xABCD_0001,
     };
@@ -108,10 +102,7 @@ fn error_response_is_header_only() {
     assert_eq!(resp.hdr.status, 0xFFFF_FFFF);
     assert_eq!(resp.hdr.response.msg_size, 32);
     // A header-only response zero-extends to any body type.
-    assert_eq!(
-        resp.body_for::<GdmaQueryMaxResourcesReq>(),
-        GdmaQueryMaxResourcesResp::default()
-    );
+    assert_eq!(resp.body_for::<GdmaQueryMaxResourcesReq>(), GdmaQueryMaxResourcesResp::default());
     assert_eq!(
         resp.body::<GdmaQueryMaxResourcesResp>(),
         Err(DecodeError::Truncated { needed: 40, got: 0 })
@@ -123,28 +114,16 @@ fn error_response_is_header_only() {
 fn parse_rejects_malformed_messages() {
     assert_eq!(
         RequestRef::parse(&TEST_EQE_REQUEST[..39]),
-        Err(DecodeError::Truncated {
-            needed: 40,
-            got: 39
-        })
+        Err(DecodeError::Truncated { needed: 40, got: 39 })
     );
     let mut bad = TEST_EQE_REQUEST;
     bad[12] = 30; // msg_size smaller than the header
     assert_eq!(
         RequestRef::parse(&bad),
-        Err(DecodeError::InvalidField {
-            field: "msg_size",
-            value: 30
-        })
+        Err(DecodeError::InvalidField { field: "msg_size", value: 30 })
     );
     bad[12] = 100; // msg_size beyond the buffer
-    assert_eq!(
-        RequestRef::parse(&bad),
-        Err(DecodeError::Truncated {
-            needed: 100,
-            got: 44
-        })
-    );
+    assert_eq!(RequestRef::parse(&bad), Err(DecodeError::Truncated { needed: 100, got: 44 }));
     bad[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(RequestRef::parse(&bad).is_err());
     // Body shorter than the body type.
@@ -159,33 +138,15 @@ fn parse_rejects_malformed_messages() {
         req.body_zero_extended::<GdmaGenerateTestEventReq>(),
         GdmaGenerateTestEventReq { queue_index: 5 }
     );
-    assert_eq!(
-        ResponseRef::parse(&[0u8; 31]),
-        Err(DecodeError::Truncated {
-            needed: 32,
-            got: 31
-        })
-    );
+    assert_eq!(ResponseRef::parse(&[0u8; 31]), Err(DecodeError::Truncated { needed: 32, got: 31 }));
 }
 
 #[test]
 fn request_byte_ranges() {
     let req = RequestRef::parse(&TEST_EQE_REQUEST).unwrap();
     assert_eq!(req.bytes_at(40, 4), Ok(&[5u8, 0, 0, 0][..]));
-    assert_eq!(
-        req.bytes_at(41, 4),
-        Err(DecodeError::Truncated {
-            needed: 45,
-            got: 44
-        })
-    );
-    assert_eq!(
-        req.bytes_at(8, 4),
-        Err(DecodeError::InvalidField {
-            field: "offset",
-            value: 8
-        })
-    );
+    assert_eq!(req.bytes_at(41, 4), Err(DecodeError::Truncated { needed: 45, got: 44 }));
+    assert_eq!(req.bytes_at(8, 4), Err(DecodeError::InvalidField { field: "offset", value: 8 }));
     assert!(req.bytes_at(40, usize::MAX).is_err());
     assert_eq!(req.trailing::<u16>(), &[0u8, 0][..]);
     assert_eq!(req.trailing::<[u8; 8]>(), &[] as &[u8]);
@@ -197,17 +158,7 @@ fn request_byte_ranges() {
             &GdmaGenerateTestEventReq { queue_index: 5 },
             &[]
         ),
-        Err(EncodeError::BufferTooSmall {
-            needed: 44,
-            got: 43
-        })
+        Err(EncodeError::BufferTooSmall { needed: 44, got: 43 })
     );
-    assert_eq!(
-        GdmaDevId {
-            ty: GDMA_DEVICE_MANA,
-            instance: 1
-        }
-        .as_u32(),
-        0x0001_0002
-    );
+    assert_eq!(GdmaDevId { ty: GDMA_DEVICE_MANA, instance: 1 }.as_u32(), 0x0001_0002);
 }

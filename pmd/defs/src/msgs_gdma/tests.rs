@@ -95,73 +95,43 @@ fn dma_region_page_lists() {
         page_addr_list_len: 3,
     };
     let mut buf = [0u8; 4096];
-    let n = encode_request(
-        &mut buf,
-        RequestIds::hwc(0, 0),
-        &body,
-        pages[..3].as_bytes(),
-    )
-    .unwrap();
+    let n = encode_request(&mut buf, RequestIds::hwc(0, 0), &body, pages[..3].as_bytes()).unwrap();
     assert_eq!(n, 40 + 24 + 24);
     assert_eq!(buf[64..72], 0x10_0000u64.to_le_bytes());
     let req = RequestRef::parse(&buf[..n]).unwrap();
     let got: GdmaCreateDmaRegionReq = req.body().unwrap();
-    let list: Vec<u64> = read_page_list(
-        req.trailing::<GdmaCreateDmaRegionReq>(),
-        got.page_addr_list_len,
-    )
-    .unwrap()
-    .collect();
+    let list: Vec<u64> =
+        read_page_list(req.trailing::<GdmaCreateDmaRegionReq>(), got.page_addr_list_len)
+            .unwrap()
+            .collect();
     assert_eq!(list, vec![0x10_0000, 0x10_1000, 0x10_2000]);
     assert!(list.iter().all(|&a| is_valid_page_addr(a)));
     assert!(!is_valid_page_addr(0x10_0800));
     assert_eq!(
         read_page_list(req.trailing::<GdmaCreateDmaRegionReq>(), 4).err(),
-        Some(DecodeError::Truncated {
-            needed: 32,
-            got: 24
-        })
+        Some(DecodeError::Truncated { needed: 32, got: 24 })
     );
     assert!(read_page_list(&[], u32::MAX).is_err());
     // A full CREATE_DMA_REGION fits the 4 KiB request limit exactly.
-    let n = encode_request(
-        &mut buf,
-        RequestIds::hwc(0, 0),
-        &body,
-        pages[..504].as_bytes(),
-    )
-    .unwrap();
+    let n =
+        encode_request(&mut buf, RequestIds::hwc(0, 0), &body, pages[..504].as_bytes()).unwrap();
     assert_eq!(n, HWC_MAX_REQUEST_SIZE);
-    let add = GdmaDmaRegionAddPagesReq {
-        dma_region_handle: 0x77,
-        page_addr_list_len: 505,
-        reserved3: 0,
-    };
-    let n = encode_request(
-        &mut buf,
-        RequestIds::hwc(0, 0),
-        &add,
-        pages[504..1009].as_bytes(),
-    )
-    .unwrap();
+    let add =
+        GdmaDmaRegionAddPagesReq { dma_region_handle: 0x77, page_addr_list_len: 505, reserved3: 0 };
+    let n =
+        encode_request(&mut buf, RequestIds::hwc(0, 0), &add, pages[504..1009].as_bytes()).unwrap();
     assert_eq!(n, 4096);
 }
 
 #[test]
 fn list_devices_response() {
-    let mana = GdmaDevId {
-        ty: GDMA_DEVICE_MANA,
-        instance: 0,
-    };
+    let mana = GdmaDevId { ty: GDMA_DEVICE_MANA, instance: 0 };
     let resp = GdmaListDevicesResp::from_devices(&[HWC_DEV_ID, GdmaDevId::default(), mana]);
     assert_eq!(resp.num_of_devs, 3);
     assert_eq!(resp.devices().collect::<Vec<_>>(), vec![HWC_DEV_ID, mana]);
     assert_eq!(resp.find(GDMA_DEVICE_MANA), Some(mana));
     assert_eq!(resp.find(GDMA_DEVICE_MANA_IB), None);
-    assert_eq!(
-        resp.as_bytes()[..20],
-        [3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]
-    );
+    assert_eq!(resp.as_bytes()[..20], [3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]);
     // An absurd num_of_devs is clamped to the 64 entries present.
     let mut huge = resp;
     huge.num_of_devs = u32::MAX;
@@ -172,29 +142,17 @@ fn list_devices_response() {
 fn register_device_and_reset_hook() {
     let mut buf = [0u8; 64];
     let ids = RequestIds {
-        dev_id: GdmaDevId {
-            ty: GDMA_DEVICE_MANA,
-            instance: 0,
-        },
+        dev_id: GdmaDevId { ty: GDMA_DEVICE_MANA, instance: 0 },
         hwc_msg_id: 0,
         activity_id: 1,
     };
     let req_len = encode_request(&mut buf, ids, &GdmaRegisterDeviceReq, &[]).unwrap();
     let req = RequestRef::parse(&buf[..req_len]).unwrap();
     let mut out = [0u8; 64];
-    let body = GdmaRegisterDeviceResp {
-        pdid: 3,
-        gpa_mkey: 0x1234,
-        db_id: 5,
-    };
+    let body = GdmaRegisterDeviceResp { pdid: 3, gpa_mkey: 0x1234, db_id: 5 };
     let n = encode_response(&mut out, &req.hdr, GDMA_STATUS_SUCCESS, &body, &[]).unwrap();
     assert_eq!(out[32..44], [3, 0, 0, 0, 0x34, 0x12, 0, 0, 5, 0, 0, 0]);
-    assert_eq!(
-        ResponseRef::parse(&out[..n])
-            .unwrap()
-            .body_for::<GdmaRegisterDeviceReq>(),
-        body
-    );
+    assert_eq!(ResponseRef::parse(&out[..n]).unwrap().body_for::<GdmaRegisterDeviceReq>(), body);
 
     // GENERATE_RESET_REQUEST_EQE (11): body {eq_id, data}; the device posts EQE 135 with data.
     let hook = GdmaGenerateResetRequestEqeReq { eq_id: 2, data: 1 };
@@ -215,13 +173,8 @@ fn disable_queue_and_destroy_region_bodies() {
         alloc_res_id_on_creation: GDMA_ALLOC_RES_ID_ON_CREATION,
     };
     assert_eq!(d.as_bytes(), &[4, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0]);
-    let r = GdmaDestroyDmaRegionReq {
-        dma_region_handle: 0x0102_0304_0506_0708,
-    };
+    let r = GdmaDestroyDmaRegionReq { dma_region_handle: 0x0102_0304_0506_0708 };
     assert_eq!(r.as_bytes(), &[8, 7, 6, 5, 4, 3, 2, 1]);
-    let t = GdmaQueryHwcTimeout {
-        timeout_ms: 30_000,
-        reserved: 0,
-    };
+    let t = GdmaQueryHwcTimeout { timeout_ms: 30_000, reserved: 0 };
     assert_eq!(t.as_bytes(), &[0x30, 0x75, 0, 0, 0, 0, 0, 0]);
 }

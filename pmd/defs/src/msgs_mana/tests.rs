@@ -5,10 +5,7 @@ use crate::queue::{GDMA_RQ, GDMA_SQ};
 
 fn mana_ids(hwc_msg_id: u16) -> RequestIds {
     RequestIds {
-        dev_id: GdmaDevId {
-            ty: GDMA_DEVICE_MANA,
-            instance: 0,
-        },
+        dev_id: GdmaDevId { ty: GDMA_DEVICE_MANA, instance: 0 },
         hwc_msg_id,
         activity_id: 0x55,
     }
@@ -17,20 +14,14 @@ fn mana_ids(hwc_msg_id: u16) -> RequestIds {
 #[test]
 fn request_metadata() {
     assert_eq!(<ManaQueryDeviceCfgReq as HwcRequest>::MSG_TYPE, 0x20001);
-    assert_eq!(
-        <ManaQueryDeviceCfgReq as HwcRequest>::RESP_VERSION,
-        GDMA_MESSAGE_V4
-    );
+    assert_eq!(<ManaQueryDeviceCfgReq as HwcRequest>::RESP_VERSION, GDMA_MESSAGE_V4);
     assert_eq!(<ManaQueryGfStatReq as HwcRequest>::MSG_TYPE, 0x20002);
     assert_eq!(<ManaConfigVportTxReq as HwcRequest>::MSG_TYPE, 0x20003);
     assert_eq!(<ManaCreateWqObjReq as HwcRequest>::MSG_TYPE, 0x20004);
     assert_eq!(<ManaDestroyWqObjReq as HwcRequest>::MSG_TYPE, 0x20005);
     assert_eq!(<ManaFenceRqReq as HwcRequest>::MSG_TYPE, 0x20006);
     assert_eq!(<ManaCfgRxSteerReqV2 as HwcRequest>::MSG_TYPE, 0x20007);
-    assert_eq!(
-        <ManaCfgRxSteerReqV2 as HwcRequest>::REQ_VERSION,
-        GDMA_MESSAGE_V2
-    );
+    assert_eq!(<ManaCfgRxSteerReqV2 as HwcRequest>::REQ_VERSION, GDMA_MESSAGE_V2);
     assert_eq!(<ManaQueryVportCfgReq as HwcRequest>::MSG_TYPE, 0x20008);
     let h = request_header::<ManaQueryVportCfgReq>(mana_ids(0), 0);
     assert_eq!((h.req.msg_size, h.resp.msg_size), (44, 64));
@@ -46,10 +37,7 @@ fn query_dev_config_versions() {
         proto_micro_ver: MANA_MICRO_VERSION,
         ..Default::default()
     };
-    assert_eq!(
-        req.as_bytes()[32..48],
-        [0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
-    );
+    assert_eq!(req.as_bytes()[32..48], [0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
     let mut buf = [0u8; 128];
     let n = encode_request(&mut buf, mana_ids(0), &req, &[]).unwrap();
     let rq = RequestRef::parse(&buf[..n]).unwrap();
@@ -68,40 +56,20 @@ fn query_dev_config_versions() {
     assert_eq!(m, 80);
     assert_eq!(
         out[32 + 32..32 + 48],
-        [
-            1, 0, 0, 0, 16, 0, 0, 0, 0x36, 0x23, 0, 0, 0xA0, 0x86, 0x01, 0x00
-        ]
+        [1, 0, 0, 0, 16, 0, 0, 0, 0x36, 0x23, 0, 0, 0xA0, 0x86, 0x01, 0x00]
     );
-    let v4 = ResponseRef::parse(&out[..m])
-        .unwrap()
-        .body_for::<ManaQueryDeviceCfgReq>();
+    let v4 = ResponseRef::parse(&out[..m]).unwrap().body_for::<ManaQueryDeviceCfgReq>();
     assert_eq!(v4.effective_adapter_mtu(), 9014);
     let m1 = encode_response(&mut out, &rq.hdr, 0, &full, &[]).unwrap() - 8;
     out[12..16].copy_from_slice(&(m1 as u32).to_le_bytes());
-    let v1 = ResponseRef::parse(&out[..m1])
-        .unwrap()
-        .body_for::<ManaQueryDeviceCfgReq>();
-    assert_eq!(
-        (
-            v1.max_num_vports,
-            v1.adapter_mtu,
-            v1.effective_adapter_mtu()
-        ),
-        (1, 0, 1514)
-    );
+    let v1 = ResponseRef::parse(&out[..m1]).unwrap().body_for::<ManaQueryDeviceCfgReq>();
+    assert_eq!((v1.max_num_vports, v1.adapter_mtu, v1.effective_adapter_mtu()), (1, 0, 1514));
 }
 
 #[test]
 fn vport_tx_and_wq_object_bytes() {
-    let tx = ManaConfigVportTxReq {
-        vport: 0xAA,
-        pdid: 3,
-        doorbell_pageid: 5,
-    };
-    assert_eq!(
-        tx.as_bytes(),
-        &[0xAA, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 5, 0, 0, 0]
-    );
+    let tx = ManaConfigVportTxReq { vport: 0xAA, pdid: 3, doorbell_pageid: 5 };
+    assert_eq!(tx.as_bytes(), &[0xAA, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 5, 0, 0, 0]);
     let resp = ManaConfigVportTxResp::read_from_bytes(&[0x2C, 0x01, 1, 0]).unwrap();
     assert_eq!((resp.tx_vport_offset, resp.short_form_allowed), (300, 1));
 
@@ -120,33 +88,13 @@ fn vport_tx_and_wq_object_bytes() {
     assert_eq!(b[8..12], [1, 0, 0, 0]);
     assert_eq!(b[16], 0x11);
     assert_eq!(b[24], 0x22);
-    assert_eq!(
-        b[32..48],
-        [0, 0x40, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]
-    );
+    assert_eq!(b[32..48], [0, 0x40, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]);
     assert_eq!(wq.wq_type(), Some(GdmaQueueType::Sq));
-    let r = ManaCreateWqObjResp {
-        wq_id: 24,
-        cq_id: 25,
-        wq_obj: 0x1000_0001,
-    };
-    assert_eq!(
-        r.as_bytes(),
-        &[24, 0, 0, 0, 25, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0]
-    );
-    let d = ManaDestroyWqObjReq {
-        wq_type: GDMA_RQ,
-        reserved: 0,
-        wq_obj_handle: 0x1000_0001,
-    };
-    assert_eq!(
-        d.as_bytes(),
-        &[2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0]
-    );
-    assert_eq!(
-        ManaFenceRqReq { wq_obj_handle: 9 }.as_bytes(),
-        &[9, 0, 0, 0, 0, 0, 0, 0]
-    );
+    let r = ManaCreateWqObjResp { wq_id: 24, cq_id: 25, wq_obj: 0x1000_0001 };
+    assert_eq!(r.as_bytes(), &[24, 0, 0, 0, 25, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0]);
+    let d = ManaDestroyWqObjReq { wq_type: GDMA_RQ, reserved: 0, wq_obj_handle: 0x1000_0001 };
+    assert_eq!(d.as_bytes(), &[2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0]);
+    assert_eq!(ManaFenceRqReq { wq_obj_handle: 9 }.as_bytes(), &[9, 0, 0, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -231,10 +179,7 @@ fn config_vport_rx_v1_layout_is_accepted() {
             hwc_msg_id: 0,
             msg_size: 32,
         },
-        dev_id: GdmaDevId {
-            ty: GDMA_DEVICE_MANA,
-            instance: 0,
-        },
+        dev_id: GdmaDevId { ty: GDMA_DEVICE_MANA, instance: 0 },
         activity_id: 0,
     };
     msg.extend_from_slice(hdr.as_bytes());
@@ -251,16 +196,10 @@ fn config_vport_rx_v1_layout_is_accepted() {
     // Table pointing past the end, or a body too short: errors, not panics.
     msg[40 + 10] = 200;
     assert!(ConfigVportRx::decode(&RequestRef::parse(&msg).unwrap()).is_err());
-    let short = RequestRef {
-        hdr,
-        body: &msg[40..100],
-    };
+    let short = RequestRef { hdr, body: &msg[40..100] };
     assert_eq!(
         ConfigVportRx::decode(&short),
-        Err(DecodeError::Truncated {
-            needed: 112,
-            got: 100
-        })
+        Err(DecodeError::Truncated { needed: 112, got: 100 })
     );
     assert_eq!(tristate_value(TRI_STATE_UNKNOWN), None);
     assert_eq!(tristate(None), 0xFFFF_FFFF);
@@ -286,10 +225,7 @@ fn query_gf_stat_layout() {
     assert_eq!(b[160..162], [0xDC, 0x05]);
     assert_eq!(b[216], 1);
     assert_eq!(
-        ManaQueryGfStatReq {
-            req_stats: STATISTICS_FLAGS_ALL
-        }
-        .as_bytes(),
+        ManaQueryGfStatReq { req_stats: STATISTICS_FLAGS_ALL }.as_bytes(),
         &[0xFF, 0xFF, 0xFF, 0x07, 0, 0, 0, 0]
     );
 }

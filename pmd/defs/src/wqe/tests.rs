@@ -13,18 +13,9 @@ fn wqe_sizes_and_sgl_offsets() {
     assert_eq!(wqe_size_bytes(InlineOobSize::Large, 2), 64);
     assert_eq!(wqe_size_bytes(InlineOobSize::Large, 3), 96);
     // Limits: 30 TX SGEs fit 512 B with either OOB; 15 RX SGEs fit 256 B.
-    assert_eq!(
-        wqe_size_bytes(InlineOobSize::Small, MAX_TX_WQE_SGL_ENTRIES),
-        512
-    );
-    assert_eq!(
-        wqe_size_bytes(InlineOobSize::Large, MAX_TX_WQE_SGL_ENTRIES),
-        512
-    );
-    assert_eq!(
-        wqe_size_bytes(InlineOobSize::Small, MAX_RX_WQE_SGL_ENTRIES),
-        MAX_RX_WQE_SIZE
-    );
+    assert_eq!(wqe_size_bytes(InlineOobSize::Small, MAX_TX_WQE_SGL_ENTRIES), 512);
+    assert_eq!(wqe_size_bytes(InlineOobSize::Large, MAX_TX_WQE_SGL_ENTRIES), 512);
+    assert_eq!(wqe_size_bytes(InlineOobSize::Small, MAX_RX_WQE_SGL_ENTRIES), MAX_RX_WQE_SIZE);
     assert_eq!(wqe_size_bu(InlineOobSize::Large, 31), 17);
     assert_eq!(InlineOobSize::from_code(6), Some(InlineOobSize::Large));
     assert_eq!(InlineOobSize::from_code(3), None);
@@ -37,38 +28,22 @@ fn wqe_header_dwords() {
     assert_eq!(h.to_dwords(), [0, 0x0000_0202]);
     assert_eq!(h.size_bytes(), Some(64));
     // Long OOB, 2 SGEs.
-    assert_eq!(
-        WqeHeader::new(2, InlineOobSize::Large).to_dwords(),
-        [0, 0x0000_0602]
-    );
+    assert_eq!(WqeHeader::new(2, InlineOobSize::Large).to_dwords(), [0, 0x0000_0602]);
     // LSO: 3 SGEs, MSS 1460, 54-byte header SGE.
     let lso = WqeHeader::tx_lso(3, InlineOobSize::Small, 1460, 54).unwrap();
     assert_eq!(lso.to_dwords(), [0x3600_0000, 0x05B4_0A03]);
     assert_eq!(WqeHeader::from_dwords(lso.to_dwords()), lso);
     assert_eq!(
-        (
-            lso.last_vbytes(),
-            lso.client_data_unit(),
-            lso.client_oob_in_sgl()
-        ),
+        (lso.last_vbytes(), lso.client_data_unit(), lso.client_oob_in_sgl()),
         (54, 1460, true)
     );
     assert!(WqeHeader::tx_lso(1, InlineOobSize::Small, 1460, 54).is_err());
     assert_eq!(
         WqeHeader::tx_lso(3, InlineOobSize::Small, 1 << 14, 54),
-        Err(EncodeError::OutOfRange {
-            field: "mss",
-            value: 1 << 14,
-            max: MAX_LSO_MSS as u64
-        })
+        Err(EncodeError::OutOfRange { field: "mss", value: 1 << 14, max: MAX_LSO_MSS as u64 })
     );
     assert!(WqeHeader(0x8000_0000_0000_0000).sgl_direct());
-    assert_eq!(
-        WqeHeader::new(1, InlineOobSize::Small)
-            .with_fence(true)
-            .to_dwords(),
-        [0, 0x2201]
-    );
+    assert_eq!(WqeHeader::new(1, InlineOobSize::Small).with_fence(true).to_dwords(), [0, 0x2201]);
 }
 
 #[test]
@@ -78,9 +53,7 @@ fn sge_and_empty_sgl_rule() {
     assert_eq!(Sge::from_dwords(s.to_dwords()), s);
     assert_eq!(
         s.as_bytes(),
-        &[
-            0x00, 0x60, 0x45, 0x23, 0x01, 0, 0, 0, 0x77, 0, 0, 0, 0x00, 0x08, 0, 0
-        ]
+        &[0x00, 0x60, 0x45, 0x23, 0x01, 0, 0, 0, 0x77, 0, 0, 0, 0x00, 0x08, 0, 0]
     );
     assert_eq!(Sge::from_bytes(s.as_bytes()), Ok(s));
     assert!(Sge::from_bytes(&[0; 15]).is_err());
@@ -116,33 +89,20 @@ fn tx_short_oob_with_checksums() {
     assert_eq!(oob.short.trans_off(), 34);
     assert_eq!(oob.vport_offset(), 7);
     // Suppressed CQE sets bit 7.
-    let s = TxOob::encode(&TxOobSpec {
-        suppress_cqe: true,
-        ..ipv4_tcp_spec()
-    })
-    .unwrap();
+    let s = TxOob::encode(&TxOobSpec { suppress_cqe: true, ..ipv4_tcp_spec() }).unwrap();
     assert_eq!(s.to_dwords()[0], 0x0000_15B4);
 }
 
 #[test]
 fn tx_long_oob_with_vlan() {
     // VLAN 100, PCP 5: dw2 = inject (bit 3) | 5 << 16 | 100 << 20 = 0x0645_0008; pkt_fmt = 1.
-    let spec = TxOobSpec {
-        vlan: Some(VlanTag {
-            pcp: 5,
-            dei: false,
-            vid: 100,
-        }),
-        ..ipv4_tcp_spec()
-    };
+    let spec =
+        TxOobSpec { vlan: Some(VlanTag { pcp: 5, dei: false, vid: 100 }), ..ipv4_tcp_spec() };
     let oob = TxOob::encode(&spec).unwrap();
     assert!(oob.is_long());
     assert_eq!(oob.size(), InlineOobSize::Large);
     // LNX placement: offset 7 (≤ 255) stays in short_vp_offset even in long format.
-    assert_eq!(
-        oob.to_dwords(),
-        [0x0000_1535, 0x0701_2022, 0x0645_0008, 0, 0, 0]
-    );
+    assert_eq!(oob.to_dwords(), [0x0000_1535, 0x0701_2022, 0x0645_0008, 0, 0, 0]);
     assert_eq!(
         oob.as_bytes(),
         &[
@@ -150,15 +110,9 @@ fn tx_long_oob_with_vlan() {
             0, 0, 0, 0
         ]
     );
-    let dei = TxOob::encode(&TxOobSpec {
-        vlan: Some(VlanTag {
-            pcp: 0,
-            dei: true,
-            vid: 4095,
-        }),
-        ..spec
-    })
-    .unwrap();
+    let dei =
+        TxOob::encode(&TxOobSpec { vlan: Some(VlanTag { pcp: 0, dei: true, vid: 4095 }), ..spec })
+            .unwrap();
     assert_eq!(dei.to_dwords()[2], 0xFFF8_0008);
 }
 
@@ -174,20 +128,12 @@ fn tx_long_oob_for_large_vport_offset() {
         ..TxOobSpec::default()
     };
     let oob = TxOob::encode(&spec).unwrap();
-    assert_eq!(
-        oob.to_dwords(),
-        [0x0000_1549, 0x0001_2000, 0, 0x012C_0000, 0, 0]
-    );
+    assert_eq!(oob.to_dwords(), [0x0000_1549, 0x0001_2000, 0, 0x012C_0000, 0, 0]);
     assert_eq!(oob.vport_offset(), 300);
     // OVMM placement (only long_vp_offset) decodes to the same offset.
     let ovmm = TxOob {
         long: TxLongOob::ZERO.with_long_vp_offset(7),
-        ..TxOob::encode(&TxOobSpec {
-            force_long: true,
-            vport_offset: 0,
-            ..spec
-        })
-        .unwrap()
+        ..TxOob::encode(&TxOobSpec { force_long: true, vport_offset: 0, ..spec }).unwrap()
     };
     assert_eq!(ovmm.vport_offset(), 7);
     // Encapsulation forces the long format.
@@ -209,63 +155,27 @@ fn tx_long_oob_for_large_vport_offset() {
 fn tx_oob_rejects_out_of_range_fields() {
     let bad = |s: TxOobSpec| TxOob::encode(&s).unwrap_err();
     assert_eq!(
-        bad(TxOobSpec {
-            vport_offset: 4096,
-            ..ipv4_tcp_spec()
-        }),
-        EncodeError::OutOfRange {
-            field: "vport_offset",
-            value: 4096,
-            max: 4095
-        }
+        bad(TxOobSpec { vport_offset: 4096, ..ipv4_tcp_spec() }),
+        EncodeError::OutOfRange { field: "vport_offset", value: 4096, max: 4095 }
     );
     assert_eq!(
-        bad(TxOobSpec {
-            trans_off: 1024,
-            ..ipv4_tcp_spec()
-        }),
-        EncodeError::OutOfRange {
-            field: "trans_off",
-            value: 1024,
-            max: 1023
-        }
+        bad(TxOobSpec { trans_off: 1024, ..ipv4_tcp_spec() }),
+        EncodeError::OutOfRange { field: "trans_off", value: 1024, max: 1023 }
     );
     assert_eq!(
-        bad(TxOobSpec {
-            cq_id: 1 << 24,
-            ..ipv4_tcp_spec()
-        }),
-        EncodeError::OutOfRange {
-            field: "vcq_num",
-            value: 1 << 24,
-            max: 0xFF_FFFF
-        }
+        bad(TxOobSpec { cq_id: 1 << 24, ..ipv4_tcp_spec() }),
+        EncodeError::OutOfRange { field: "vcq_num", value: 1 << 24, max: 0xFF_FFFF }
     );
     assert_eq!(
-        bad(TxOobSpec {
-            vlan: Some(VlanTag {
-                pcp: 8,
-                dei: false,
-                vid: 1
-            }),
-            ..ipv4_tcp_spec()
-        }),
-        EncodeError::OutOfRange {
-            field: "pcp",
-            value: 8,
-            max: 7
-        }
+        bad(TxOobSpec { vlan: Some(VlanTag { pcp: 8, dei: false, vid: 1 }), ..ipv4_tcp_spec() }),
+        EncodeError::OutOfRange { field: "pcp", value: 8, max: 7 }
     );
 }
 
 #[test]
 fn tx_oob_device_decode() {
     let long = TxOob::encode(&TxOobSpec {
-        vlan: Some(VlanTag {
-            pcp: 5,
-            dei: false,
-            vid: 100,
-        }),
+        vlan: Some(VlanTag { pcp: 5, dei: false, vid: 100 }),
         ..ipv4_tcp_spec()
     })
     .unwrap();
@@ -278,56 +188,20 @@ fn tx_oob_device_decode() {
 #[test]
 fn rx_and_hwc_wqes() {
     let rx = rx_wqe(Sge::new(0x0000_0001_2345_6000, 0x77, 2048));
-    assert_eq!(
-        rx,
-        [0, 0x0000_0201, 0, 0, 0x2345_6000, 0x0000_0001, 0x77, 0x800]
-    );
+    assert_eq!(rx, [0, 0x0000_0201, 0, 0, 0x2345_6000, 0x0000_0001, 0x77, 0x800]);
     let hwc = hwc_sq_wqe(&HwcTxOob::vf(5, 6), Sge::new(0x1_0000, 0x99, 44));
-    assert_eq!(
-        hwc,
-        [
-            0,
-            0x0000_0601,
-            0,
-            0,
-            0,
-            0,
-            5,
-            6,
-            0x1_0000,
-            0,
-            0x99,
-            44,
-            0,
-            0,
-            0,
-            0
-        ]
-    );
+    assert_eq!(hwc, [0, 0x0000_0601, 0, 0, 0, 0, 5, 6, 0x1_0000, 0, 0x99, 44, 0, 0, 0, 0]);
     let o = HwcTxOob::vf(5, 6);
-    assert_eq!(
-        (o.vscq.vscq_id(), o.vsq_id, o.vscq.loopback()),
-        (5, 6, false)
-    );
-    let pf = HwcTxOobVscq::ZERO
-        .with_vscq_id(1)
-        .with_dest_pf(true)
-        .with_loopback(true);
+    assert_eq!((o.vscq.vscq_id(), o.vsq_id, o.vscq.loopback()), (5, 6, false));
+    let pf = HwcTxOobVscq::ZERO.with_vscq_id(1).with_dest_pf(true).with_loopback(true);
     assert_eq!(pf.0, 0x0500_0001);
-    assert_eq!(
-        HwcTxOobVrq::ZERO.with_vrq_id(0x10).with_dest_vfid(2).0,
-        0x0200_0010
-    );
+    assert_eq!(HwcTxOobVrq::ZERO.with_vrq_id(0x10).with_dest_vfid(2).0, 0x0200_0010);
 }
 
 #[test]
 fn encode_and_parse_round_trip() {
     let oob = TxOob::encode(&TxOobSpec {
-        vlan: Some(VlanTag {
-            pcp: 1,
-            dei: false,
-            vid: 2,
-        }),
+        vlan: Some(VlanTag { pcp: 1, dei: false, vid: 2 }),
         ..ipv4_tcp_spec()
     })
     .unwrap();
@@ -347,24 +221,15 @@ fn encode_and_parse_round_trip() {
     let rx = rx_wqe(Sge::new(0xABC000, 9, 2048));
     let rx_bytes: Vec<u8> = rx.iter().flat_map(|d| d.to_le_bytes()).collect();
     let w = WqeRef::parse(&rx_bytes, MAX_RX_WQE_SIZE).unwrap();
-    assert_eq!(
-        (w.size_bytes(), w.oob(), w.sges().len()),
-        (32, &[0u8; 8][..], 1)
-    );
+    assert_eq!((w.size_bytes(), w.oob(), w.sges().len()), (32, &[0u8; 8][..], 1));
 
     // Empty SGL gets the dummy SGE.
     let mut buf = [0u8; 64];
     assert_eq!(encode_wqe(&mut buf, WqeHeader::ZERO, &[0; 8], &[]), Ok(32));
-    assert_eq!(
-        WqeRef::parse(&buf, 512).unwrap().sges().next(),
-        Some(EMPTY_SGE)
-    );
+    assert_eq!(WqeRef::parse(&buf, 512).unwrap().sges().next(), Some(EMPTY_SGE));
     assert_eq!(
         encode_wqe(&mut buf[..16], WqeHeader::ZERO, &[0; 8], &sgl),
-        Err(EncodeError::BufferTooSmall {
-            needed: 64,
-            got: 16
-        })
+        Err(EncodeError::BufferTooSmall { needed: 64, got: 16 })
     );
 }
 
@@ -376,41 +241,26 @@ fn parse_rejects_bad_wqes() {
     b[5] = CLIENT_OOB_8;
     assert_eq!(
         WqeRef::parse(&b, 512),
-        Err(DecodeError::InvalidField {
-            field: "num_sgl_entries",
-            value: 0
-        })
+        Err(DecodeError::InvalidField { field: "num_sgl_entries", value: 0 })
     );
     // Invalid OOB code 3.
     b[4] = 1;
     b[5] = 3;
     assert_eq!(
         WqeRef::parse(&b, 512),
-        Err(DecodeError::InvalidField {
-            field: "inline_client_oob_size",
-            value: 3
-        })
+        Err(DecodeError::InvalidField { field: "inline_client_oob_size", value: 3 })
     );
     // 16 SGEs on an RQ: 16 + 256 -> 288 > 256.
     b[4] = 16;
     b[5] = CLIENT_OOB_8;
     assert_eq!(
         WqeRef::parse(&b, MAX_RX_WQE_SIZE),
-        Err(DecodeError::InvalidField {
-            field: "wqe size",
-            value: 288
-        })
+        Err(DecodeError::InvalidField { field: "wqe size", value: 288 })
     );
     // Longer than the bytes available.
     assert_eq!(
         WqeRef::parse(&b[..100], 512),
-        Err(DecodeError::Truncated {
-            needed: 288,
-            got: 100
-        })
+        Err(DecodeError::Truncated { needed: 288, got: 100 })
     );
-    assert_eq!(
-        WqeRef::parse(&b[..4], 512),
-        Err(DecodeError::Truncated { needed: 8, got: 4 })
-    );
+    assert_eq!(WqeRef::parse(&b[..4], 512), Err(DecodeError::Truncated { needed: 8, got: 4 }));
 }
