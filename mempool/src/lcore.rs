@@ -96,6 +96,14 @@ pub fn id() -> Option<u32> {
     }
 }
 
+/// The current thread's id as stored, without assigning one: an id below [`MAX_LCORE`], or a
+/// value at or above it when the thread has none (yet). For hot paths that index per-lcore data
+/// and take a slow path on a miss, which then calls [`id`].
+#[inline(always)]
+pub fn current_raw() -> u32 {
+    ID.with(Cell::get)
+}
+
 #[cold]
 fn assign() -> Option<u32> {
     for id in 0..MAX_LCORE as u32 {

@@ -631,23 +631,48 @@ impl PoolInner {
         }
     }
 
+    /// The calling thread's cache, if it has an lcore id and the pool has caches (assigning an
+    /// id on first use).
     #[inline(always)]
     fn local_cache(&self) -> Option<&LcoreCache> {
-        if self.cache_size == 0 {
-            return None;
-        }
         self.caches.get(lcore::id()? as usize).map(|c| &**c)
     }
 
     /// Takes `n` objects into `dst`, all or none.
     ///
+    /// The fast path (the calling thread's cache holds `n`) is small and inline; everything else
+    /// (first use of an lcore id, refill, ring-only pools) is out of line.
+    ///
     /// # Safety
     /// `dst` is valid for writes of `n` elements.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn get_raw(&self, dst: *mut ObjPtr, n: usize) -> bool {
+        // An unassigned or absent id indexes past the caches (ids are < MAX_LCORE).
+        if let Some(cache) = self.caches.get(lcore::current_raw() as usize) {
+            let len = cache.len.load(Ordering::Relaxed) as usize;
+            if n <= len {
+                let len = len - n;
+                // SAFETY: the cache is this thread's (lcore ids are unique among live threads);
+                // its slots [len, len + n) hold objects; `dst` covers n writes.
+                unsafe { pmd_ring::copy_small(dst, cache.slots().add(len), n) };
+                cache.len.store(len as u32, Ordering::Relaxed);
+                #[cfg(feature = "debug-objects")]
+                // SAFETY: all n were written.
+                self.debug_mark(unsafe { core::slice::from_raw_parts(dst, n) }, true);
+                return true;
+            }
+        }
+        // SAFETY: forwarded.
+        unsafe { self.get_slow(dst, n) }
+    }
+
+    /// # Safety
+    /// As for `get_raw`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn get_slow(&self, dst: *mut ObjPtr, n: usize) -> bool {
         let ok = match self.local_cache() {
-            // SAFETY: the cache is this thread's (lcore ids are unique per live thread); `dst`
-            // is forwarded.
+            // SAFETY: this thread's cache; `dst` forwarded.
             Some(cache) => unsafe { self.cache_get(cache, dst, n) },
             None => {
                 // SAFETY: `dst` covers n elements.
@@ -663,16 +688,34 @@ impl PoolInner {
         ok
     }
 
-    /// Returns `n` objects from `src`.
+    /// Returns `n` objects from `src`; inline fast path as for `get_raw`.
     ///
     /// # Safety
     /// `src` is valid for reads of `n` elements, each an object of this pool that is in use and
     /// not used after this call.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn put_raw(&self, src: *const ObjPtr, n: usize) {
         #[cfg(feature = "debug-objects")]
         // SAFETY: `src` covers n elements.
         self.debug_mark(unsafe { core::slice::from_raw_parts(src, n) }, false);
+        if let Some(cache) = self.caches.get(lcore::current_raw() as usize) {
+            let len = cache.len.load(Ordering::Relaxed) as usize;
+            if len + n <= cache.objs.len() {
+                // SAFETY: this thread's cache; [len, len + n) is inside it; `src` covers n.
+                unsafe { pmd_ring::copy_small(cache.slots().add(len), src, n) };
+                cache.len.store((len + n) as u32, Ordering::Relaxed);
+                return;
+            }
+        }
+        // SAFETY: forwarded.
+        unsafe { self.put_slow(src, n) }
+    }
+
+    /// # Safety
+    /// As for `put_raw`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn put_slow(&self, src: *const ObjPtr, n: usize) {
         match self.local_cache() {
             // SAFETY: this thread's cache; `src` forwarded.
             Some(cache) => unsafe { self.cache_put(cache, src, n) },
@@ -681,9 +724,10 @@ impl PoolInner {
         }
     }
 
+    /// The cache policy when the fast path does not apply.
+    ///
     /// # Safety
     /// `cache` belongs to the calling thread's lcore id; `dst` is valid for `n` writes.
-    #[inline(always)]
     unsafe fn cache_get(&self, cache: &LcoreCache, dst: *mut ObjPtr, n: usize) -> bool {
         let size = self.cache_size as usize;
         let mut len = cache.len.load(Ordering::Relaxed) as usize;
@@ -708,14 +752,15 @@ impl PoolInner {
         len -= n;
         // SAFETY: slots [len, len + n) hold objects; `dst` covers n writes; no overlap (the cache
         // is private storage).
-        unsafe { copy_objs(dst, slots.add(len), n) };
+        unsafe { pmd_ring::copy_small(dst, slots.add(len), n) };
         cache.len.store(len as u32, Ordering::Relaxed);
         true
     }
 
+    /// The cache policy when the fast path does not apply.
+    ///
     /// # Safety
     /// `cache` belongs to the calling thread's lcore id; `src` is valid for `n` reads.
-    #[inline(always)]
     unsafe fn cache_put(&self, cache: &LcoreCache, src: *const ObjPtr, n: usize) {
         let size = self.cache_size as usize;
         let mut len = cache.len.load(Ordering::Relaxed) as usize;
@@ -736,7 +781,7 @@ impl PoolInner {
             len -= half;
         }
         // SAFETY: len + n <= size, so [len, len + n) is inside the cache.
-        unsafe { copy_objs(slots.add(len), src, n) };
+        unsafe { pmd_ring::copy_small(slots.add(len), src, n) };
         cache.len.store((len + n) as u32, Ordering::Relaxed);
     }
 
@@ -773,28 +818,6 @@ impl PoolInner {
                 panic!("mempool '{}': object {i} ({o:?}) {what}", self.name);
             }
         }
-    }
-}
-
-/// Copies `n` object pointers, in chunks of four so the copy stays inline (no `memcpy` call).
-///
-/// # Safety
-/// `src` valid for `n` reads, `dst` for `n` writes, no overlap.
-#[inline(always)]
-unsafe fn copy_objs(dst: *mut ObjPtr, src: *const ObjPtr, n: usize) {
-    let mut i = 0;
-    while i + 4 <= n {
-        // SAFETY: i + 4 <= n: inside both ranges.
-        unsafe {
-            let v = src.add(i).cast::<[ObjPtr; 4]>().read_unaligned();
-            dst.add(i).cast::<[ObjPtr; 4]>().write_unaligned(v);
-        }
-        i += 4;
-    }
-    while i < n {
-        // SAFETY: i < n.
-        unsafe { dst.add(i).write(src.add(i).read()) };
-        i += 1;
     }
 }
 

@@ -54,6 +54,8 @@
 mod slots;
 mod sync;
 
+pub use slots::copy_small;
+
 use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
@@ -61,7 +63,7 @@ use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sealed::{Claim, HeadTail};
+use crate::sealed::{Claim, HeadTail, SingleLocal};
 use crate::slots::SlotTable;
 use crate::sync::{Arc, AtomicU32, Ordering, SpinWait};
 
@@ -150,6 +152,17 @@ mod sealed {
         pub(crate) tail: AtomicU32,
     }
 
+    /// What a `Single` handle remembers between operations.
+    pub struct SingleLocal {
+        /// Its own side's tail. Only this handle writes the shared tail, so this copy is always
+        /// equal to it; keeping it here lets the compiler hold it in a register across calls
+        /// instead of reloading the shared cache line.
+        pub(crate) pos: core::cell::Cell<u32>,
+        /// The opposite side's tail as last loaded: a lower bound of its real value, so room computed
+        /// from it is never more than the real room.
+        pub(crate) opp_tail: core::cell::Cell<u32>,
+    }
+
     /// A claim on `n` consecutive indices starting at `start`.
     #[derive(Clone, Copy)]
     pub struct Claim {
@@ -161,8 +174,8 @@ mod sealed {
     pub trait Mode {
         /// State a handle keeps for itself.
         type Local: Send;
-        /// The state of a new handle, given the opposite side's current tail.
-        fn local(opp_tail: u32) -> Self::Local;
+        /// The state of a new handle, given the opposite side's and its own side's tails.
+        fn local(opp_tail: u32, own_tail: u32) -> Self::Local;
         /// Claims up to `want` indices (exactly `want` or none when `fixed`).
         fn claim<const PROD: bool>(
             own: &HeadTail,
@@ -173,7 +186,7 @@ mod sealed {
             local: &Self::Local,
         ) -> Claim;
         /// Publishes a claim to the opposite side.
-        fn publish(own: &HeadTail, claim: Claim);
+        fn publish(own: &HeadTail, claim: Claim, local: &Self::Local);
     }
 }
 
@@ -209,41 +222,40 @@ impl SharedMode for Multi {}
 impl SharedMode for Hts {}
 
 impl sealed::Mode for Single {
-    /// The opposite side's tail as last loaded: a lower bound of its real value, so room computed
-    /// from it is never more than the real room.
-    type Local = Cell<u32>;
+    type Local = SingleLocal;
 
-    fn local(opp_tail: u32) -> Cell<u32> {
-        Cell::new(opp_tail)
+    fn local(opp_tail: u32, own_tail: u32) -> SingleLocal {
+        SingleLocal { pos: Cell::new(own_tail), opp_tail: Cell::new(opp_tail) }
     }
 
     #[inline(always)]
     fn claim<const PROD: bool>(
-        own: &HeadTail,
+        _own: &HeadTail,
         opp: &HeadTail,
         capacity: u32,
         want: u32,
         fixed: bool,
-        cached_opp_tail: &Cell<u32>,
+        local: &SingleLocal,
     ) -> Claim {
-        // Only this handle stores our tail, so a Relaxed load returns our own last store.
-        let start = own.tail.load(Ordering::Relaxed);
-        let mut avail = available::<PROD>(capacity, start, cached_opp_tail.get());
+        let start = local.pos.get();
+        let mut avail = available::<PROD>(capacity, start, local.opp_tail.get());
         if avail < want {
             // A1: pairs with the opposite side's R0. For a producer: every slot below cons.tail
             // has been read and may be overwritten. For a consumer: every slot below prod.tail has
             // been written and its contents are visible.
             let opp_tail = opp.tail.load(Ordering::Acquire);
-            cached_opp_tail.set(opp_tail);
+            local.opp_tail.set(opp_tail);
             avail = available::<PROD>(capacity, start, opp_tail);
         }
         Claim { start, n: grant(want, avail, fixed) }
     }
 
     #[inline(always)]
-    fn publish(own: &HeadTail, claim: Claim) {
+    fn publish(own: &HeadTail, claim: Claim, local: &SingleLocal) {
+        let end = claim.start.wrapping_add(claim.n);
+        local.pos.set(end);
         // R0: pairs with the opposite side's A1 (see `claim`).
-        own.tail.store(claim.start.wrapping_add(claim.n), Ordering::Release);
+        own.tail.store(end, Ordering::Release);
     }
 }
 
@@ -292,7 +304,7 @@ fn claim_cas<const PROD: bool, const HTS: bool>(
 impl sealed::Mode for Multi {
     type Local = ();
 
-    fn local(_: u32) {}
+    fn local(_: u32, _: u32) {}
 
     #[inline(always)]
     fn claim<const PROD: bool>(
@@ -307,7 +319,7 @@ impl sealed::Mode for Multi {
     }
 
     #[inline(always)]
-    fn publish(own: &HeadTail, claim: Claim) {
+    fn publish(own: &HeadTail, claim: Claim, _: &()) {
         // A4: wait for every earlier claim on this side to publish, in order. Acquire pairs with
         // their R0, so that their slot accesses happen-before our R0 and reach the other side
         // through it.
@@ -323,7 +335,7 @@ impl sealed::Mode for Multi {
 impl sealed::Mode for Hts {
     type Local = ();
 
-    fn local(_: u32) {}
+    fn local(_: u32, _: u32) {}
 
     #[inline(always)]
     fn claim<const PROD: bool>(
@@ -338,7 +350,7 @@ impl sealed::Mode for Hts {
     }
 
     #[inline(always)]
-    fn publish(own: &HeadTail, claim: Claim) {
+    fn publish(own: &HeadTail, claim: Claim, _: &()) {
         // R0: pairs with the opposite side's A1 and with A3 of the next operation on this side.
         // No wait: a claim only starts when the side is idle, so publishes are already in order.
         own.tail.store(claim.start.wrapping_add(claim.n), Ordering::Release);
@@ -394,14 +406,18 @@ pub type McConsumer<T> = Consumer<T, Multi>;
 
 impl<T, S: SharedMode> Clone for Producer<T, S> {
     fn clone(&self) -> Self {
-        let local = S::local(self.shared.cons.tail.load(Ordering::Acquire));
+        let sh = &self.shared;
+        let local =
+            S::local(sh.cons.tail.load(Ordering::Acquire), sh.prod.tail.load(Ordering::Acquire));
         Producer { shared: self.shared.clone(), local, _mode: PhantomData }
     }
 }
 
 impl<T, S: SharedMode> Clone for Consumer<T, S> {
     fn clone(&self) -> Self {
-        let local = S::local(self.shared.prod.tail.load(Ordering::Acquire));
+        let sh = &self.shared;
+        let local =
+            S::local(sh.prod.tail.load(Ordering::Acquire), sh.cons.tail.load(Ordering::Acquire));
         Consumer { shared: self.shared.clone(), local, _mode: PhantomData }
     }
 }
@@ -453,8 +469,8 @@ impl RingBuilder {
             cons: side(),
         });
         Ok((
-            Producer { shared: shared.clone(), local: P::local(idx), _mode: PhantomData },
-            Consumer { shared, local: C::local(idx), _mode: PhantomData },
+            Producer { shared: shared.clone(), local: P::local(idx, idx), _mode: PhantomData },
+            Consumer { shared, local: C::local(idx, idx), _mode: PhantomData },
         ))
     }
 
@@ -567,7 +583,7 @@ impl<T: Copy + Send, S: SyncMode> Producer<T, S> {
             // SAFETY: the claim gives this thread the indices [start, start + n) alone until it
             // publishes them; claim.n <= capacity < size; `src` covers claim.n <= n elements.
             unsafe { sh.geo.slots.write(claim.start, src, claim.n) };
-            S::publish(&sh.prod, claim);
+            S::publish(&sh.prod, claim, &self.local);
         }
         claim.n
     }
@@ -617,7 +633,7 @@ impl<T: Copy + Send, S: SyncMode> Consumer<T, S> {
             // `claim` made their contents visible), and no other consumer reads them; `dst`
             // covers claim.n <= n elements.
             unsafe { sh.geo.slots.read(claim.start, dst, claim.n) };
-            S::publish(&sh.cons, claim);
+            S::publish(&sh.cons, claim, &self.local);
         }
         claim.n
     }

@@ -18,31 +18,47 @@ use core::mem::MaybeUninit;
 #[cfg(not(loom))]
 const TABLE_ALIGN: usize = 128;
 
-/// Copies `n` elements from `src` to `dst`.
+/// Copies `n` elements from `src` to `dst`, inline.
 ///
-/// Written as fixed-size chunks of four elements (one or two vector moves each for pointer-sized
-/// elements) so that the compiler inlines the copy instead of calling `memcpy`, whose call and
-/// dispatch overhead dominates copies of 8 to 32 pointers.
+/// The copy of a burst (a handful to a few dozen pointers) is done in fixed-size chunks: four
+/// elements at a time (two 16-byte moves for pointers), and the remainder as one more chunk that
+/// overlaps the previous one (copying a few elements twice is harmless and avoids a branchy
+/// tail). There is no loop the compiler could turn into a `memcpy` call, whose call and size
+/// dispatch would cost more than the copy itself. The mempool caches use the same copy.
 ///
 /// # Safety
 /// `src` is valid for reads and `dst` for writes of `n` elements, and the ranges do not overlap.
-#[cfg(not(loom))]
 #[inline(always)]
-unsafe fn copy_elems<T: Copy>(dst: *mut T, src: *const T, n: usize) {
-    let mut i = 0;
-    while i + 4 <= n {
-        // SAFETY: i + 4 <= n, so both four-element windows are inside the caller's ranges;
-        // unaligned array accesses impose no alignment beyond T's own, which both pointers have.
+pub unsafe fn copy_small<T: Copy>(dst: *mut T, src: *const T, n: usize) {
+    /// Copies `K` elements at offset `i`.
+    ///
+    /// # Safety
+    /// `i + K <= n` for the caller's ranges.
+    #[inline(always)]
+    unsafe fn chunk<T: Copy, const K: usize>(dst: *mut T, src: *const T, i: usize) {
+        // SAFETY: the caller keeps [i, i + K) inside both ranges; unaligned array accesses need no
+        // alignment beyond T's own, which both pointers have.
         unsafe {
-            let chunk = src.add(i).cast::<[T; 4]>().read_unaligned();
-            dst.add(i).cast::<[T; 4]>().write_unaligned(chunk);
+            dst.add(i)
+                .cast::<[T; K]>()
+                .write_unaligned(src.add(i).cast::<[T; K]>().read_unaligned())
         }
-        i += 4;
     }
-    while i < n {
-        // SAFETY: i < n, inside both ranges.
-        unsafe { dst.add(i).write(src.add(i).read()) };
-        i += 1;
+    // SAFETY (every call below): the offsets keep each chunk inside [0, n).
+    unsafe {
+        if n >= 4 {
+            let mut i = 0;
+            while i + 4 < n {
+                chunk::<T, 4>(dst, src, i);
+                i += 4;
+            }
+            chunk::<T, 4>(dst, src, n - 4);
+        } else if n >= 2 {
+            chunk::<T, 2>(dst, src, 0);
+            chunk::<T, 2>(dst, src, n - 2);
+        } else if n == 1 {
+            chunk::<T, 1>(dst, src, 0);
+        }
     }
 }
 
@@ -102,15 +118,18 @@ impl<T: Copy> SlotTable<T> {
     #[cfg(not(loom))]
     #[inline(always)]
     pub(crate) unsafe fn write(&self, start: u32, src: *const T, n: u32) {
-        let idx = (start & self.mask) as usize;
-        let n = n as usize;
-        let first = n.min(self.size() as usize - idx);
+        let (idx, n, size) = ((start & self.mask) as usize, n as usize, self.size() as usize);
         let base = self.base.as_ptr().cast::<T>();
-        // SAFETY: idx + first <= size and n - first <= size, so both destination windows are inside
-        // the table; `src` covers n elements; the claim makes the slots ours alone.
+        // SAFETY: the windows [idx, idx + first) and [0, n - first) are inside the table (n <=
+        // size); `src` covers n elements; the claim makes the slots ours alone.
         unsafe {
-            copy_elems(base.add(idx), src, first);
-            copy_elems(base, src.add(first), n - first);
+            if idx + n <= size {
+                copy_small(base.add(idx), src, n);
+            } else {
+                let first = size - idx;
+                copy_small(base.add(idx), src, first);
+                copy_small(base, src.add(first), n - first);
+            }
         }
     }
 
@@ -123,15 +142,18 @@ impl<T: Copy> SlotTable<T> {
     #[cfg(not(loom))]
     #[inline(always)]
     pub(crate) unsafe fn read(&self, start: u32, dst: *mut T, n: u32) {
-        let idx = (start & self.mask) as usize;
-        let n = n as usize;
-        let first = n.min(self.size() as usize - idx);
+        let (idx, n, size) = ((start & self.mask) as usize, n as usize, self.size() as usize);
         let base = self.base.as_ptr().cast::<T>().cast_const();
         // SAFETY: as in `write`; the slots were initialised by the producer whose claim covered
         // them, and the Acquire on its tail makes those writes visible.
         unsafe {
-            copy_elems(dst, base.add(idx), first);
-            copy_elems(dst.add(first), base, n - first);
+            if idx + n <= size {
+                copy_small(dst, base.add(idx), n);
+            } else {
+                let first = size - idx;
+                copy_small(dst, base.add(idx), first);
+                copy_small(dst.add(first), base, n - first);
+            }
         }
     }
 
@@ -205,6 +227,19 @@ mod tests {
                 t.read(start, dst.as_mut_ptr(), n);
             }
             assert_eq!(dst, src, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn copy_small_copies_every_length_exactly() {
+        let src: Vec<u64> = (1..=40).collect();
+        for n in 0..=40 {
+            let mut dst = [0u64; 42];
+            // SAFETY: src has 40 >= n elements, dst has 42 > n; distinct buffers.
+            unsafe { copy_small(dst[1..].as_mut_ptr(), src.as_ptr(), n) };
+            assert_eq!(dst[0], 0, "n = {n}: nothing before");
+            assert_eq!(&dst[1..=n], &src[..n], "n = {n}");
+            assert!(dst[n + 1..].iter().all(|&v| v == 0), "n = {n}: nothing after");
         }
     }
 

@@ -50,10 +50,11 @@ impl Elem for [u64; 2] {
     const PREFIX: &'static str = "elem APIs: element size 16B: ";
 }
 
+/// Pins the calling thread to CPU `core` (by number: the caller's own affinity mask, which a
+/// pinned parent passes on, must not limit the choice).
 fn pin(core: usize) {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    if let Some(id) = cores.into_iter().find(|c| c.id == core) {
-        core_affinity::set_for_current(id);
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        eprintln!("warning: could not pin a thread to CPU {core}");
     }
 }
 
