@@ -38,6 +38,7 @@
 //! | R1/A2 | head compare-and-swap: Release on success, Acquire on failure | A0 / A2 of other claimers |
 //! | A3 | Acquire load of own tail in the HTS head wait | R0 of the previous operation on this side |
 //! | A4 | Acquire load of own tail in the multi-thread in-order publish wait | R0 of the previous claimer, so that its slot writes reach the opposite side through our R0 |
+//! | A5/R5 | a multi-thread handle's copy of the opposite tail: Acquire load, Release store after a refresh | each other, carrying the refresher's A1 to every user of the copy |
 //!
 //! A0 exists for the reason DPDK gives: without it a claimer could pair a head that already
 //! includes another thread's claim with an older opposite tail than that thread used, and compute
@@ -267,6 +268,7 @@ fn claim_cas<const PROD: bool, const HTS: bool>(
     capacity: u32,
     want: u32,
     fixed: bool,
+    cached_opp_tail: &AtomicU32,
 ) -> Claim {
     // A0: pairs with R1 of the previous claimer on this side, so the opposite tail we load below
     // is at least as new as the one that claimer used.
@@ -282,9 +284,21 @@ fn claim_cas<const PROD: bool, const HTS: bool>(
                 continue;
             }
         }
-        // A1: pairs with the opposite side's R0.
-        let opp_tail = opp.tail.load(Ordering::Acquire);
-        let n = grant(want, available::<PROD>(capacity, start, opp_tail), fixed);
+        // A5: pairs with R5 of the thread that last refreshed this handle's copy of the opposite
+        // tail, which it stored after its own A1: our slot accesses stay ordered after the
+        // opposite side's.
+        let mut avail = available::<PROD>(capacity, start, cached_opp_tail.load(Ordering::Acquire));
+        // The copy may be older than the tail another claimer on this side used to move the
+        // head, in which case the room computed from it wraps past the capacity: reload then, as
+        // when it shows too little room.
+        if avail < want || avail > capacity {
+            // A1: pairs with the opposite side's R0.
+            let opp_tail = opp.tail.load(Ordering::Acquire);
+            // R5: pairs with A5.
+            cached_opp_tail.store(opp_tail, Ordering::Release);
+            avail = available::<PROD>(capacity, start, opp_tail);
+        }
+        let n = grant(want, avail, fixed);
         if n == 0 {
             return Claim { start, n };
         }
@@ -302,9 +316,12 @@ fn claim_cas<const PROD: bool, const HTS: bool>(
 }
 
 impl sealed::Mode for Multi {
-    type Local = ();
+    /// The opposite side's tail as last loaded through this handle (see `claim_cas`).
+    type Local = AtomicU32;
 
-    fn local(_: u32, _: u32) {}
+    fn local(opp_tail: u32, _: u32) -> AtomicU32 {
+        AtomicU32::new(opp_tail)
+    }
 
     #[inline(always)]
     fn claim<const PROD: bool>(
@@ -313,13 +330,13 @@ impl sealed::Mode for Multi {
         capacity: u32,
         want: u32,
         fixed: bool,
-        _: &(),
+        cached_opp_tail: &AtomicU32,
     ) -> Claim {
-        claim_cas::<PROD, false>(own, opp, capacity, want, fixed)
+        claim_cas::<PROD, false>(own, opp, capacity, want, fixed, cached_opp_tail)
     }
 
     #[inline(always)]
-    fn publish(own: &HeadTail, claim: Claim, _: &()) {
+    fn publish(own: &HeadTail, claim: Claim, _: &AtomicU32) {
         // A4: wait for every earlier claim on this side to publish, in order. Acquire pairs with
         // their R0, so that their slot accesses happen-before our R0 and reach the other side
         // through it.
@@ -333,9 +350,12 @@ impl sealed::Mode for Multi {
 }
 
 impl sealed::Mode for Hts {
-    type Local = ();
+    /// The opposite side's tail as last loaded through this handle (see `claim_cas`).
+    type Local = AtomicU32;
 
-    fn local(_: u32, _: u32) {}
+    fn local(opp_tail: u32, _: u32) -> AtomicU32 {
+        AtomicU32::new(opp_tail)
+    }
 
     #[inline(always)]
     fn claim<const PROD: bool>(
@@ -344,13 +364,13 @@ impl sealed::Mode for Hts {
         capacity: u32,
         want: u32,
         fixed: bool,
-        _: &(),
+        cached_opp_tail: &AtomicU32,
     ) -> Claim {
-        claim_cas::<PROD, true>(own, opp, capacity, want, fixed)
+        claim_cas::<PROD, true>(own, opp, capacity, want, fixed, cached_opp_tail)
     }
 
     #[inline(always)]
-    fn publish(own: &HeadTail, claim: Claim, _: &()) {
+    fn publish(own: &HeadTail, claim: Claim, _: &AtomicU32) {
         // R0: pairs with the opposite side's A1 and with A3 of the next operation on this side.
         // No wait: a claim only starts when the side is idle, so publishes are already in order.
         own.tail.store(claim.start.wrapping_add(claim.n), Ordering::Release);

@@ -44,7 +44,7 @@ pub unsafe fn copy_small<T: Copy>(dst: *mut T, src: *const T, n: usize) {
                 .write_unaligned(src.add(i).cast::<[T; K]>().read_unaligned())
         }
     }
-    // SAFETY (every call below): the offsets keep each chunk inside [0, n).
+    // SAFETY: in every call below the offsets keep the chunk inside [0, n).
     unsafe {
         if n >= 4 {
             let mut i = 0;

@@ -169,3 +169,43 @@ fn spsc_slot_reuse_with_concurrent_consumer() {
         assert_eq!(rest, if second_ok { vec![2] } else { vec![] });
     });
 }
+
+#[test]
+fn a_shared_mp_handle_passes_the_consumer_release_through_its_tail_copy() {
+    // Two producer threads share one handle, and so its copy of the consumer tail. In a
+    // one-slot ring the slot a consumer reads is written again two enqueues later; when producer
+    // X refreshes the copy and producer Y claims with it, Y's write must still be ordered after
+    // the consumer's read (A5/R5). Bounded retries keep the model finite.
+    let mut builder = model_builder();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let (tx, rx) = RingBuilder::new(2).build::<u32, Multi, Single>().unwrap();
+        let tx = loom::sync::Arc::new(tx);
+        tx.enqueue(1).unwrap();
+        let consumer = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.extend(rx.dequeue());
+            }
+            (got, rx)
+        });
+        let x = {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                [2, 4].into_iter().filter(|&v| tx.enqueue(v).is_ok()).collect::<Vec<_>>()
+            })
+        };
+        let y_ok: Vec<u32> = [3, 5].into_iter().filter(|&v| tx.enqueue(v).is_ok()).collect();
+        let x_ok = x.join().unwrap();
+        let (mut got, rx) = consumer.join().unwrap();
+        while let Some(v) = rx.dequeue() {
+            got.push(v);
+        }
+        let mut want = vec![1];
+        want.extend(x_ok);
+        want.extend(y_ok);
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    });
+}
