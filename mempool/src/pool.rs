@@ -662,6 +662,18 @@ impl PoolInner {
                 return true;
             }
         }
+        if self.caches.is_empty() {
+            // A pool without caches: the ring is the normal path, not a slow one.
+            // SAFETY: `dst` covers n elements.
+            let out = unsafe { core::slice::from_raw_parts_mut(dst.cast(), n) };
+            let ok = self.ring_rx.dequeue_bulk_uninit(out) == n;
+            #[cfg(feature = "debug-objects")]
+            if ok {
+                // SAFETY: on success all n were written.
+                self.debug_mark(unsafe { core::slice::from_raw_parts(dst, n) }, true);
+            }
+            return ok;
+        }
         // SAFETY: forwarded.
         unsafe { self.get_slow(dst, n) }
     }
@@ -706,6 +718,11 @@ impl PoolInner {
                 cache.len.store((len + n) as u32, Ordering::Relaxed);
                 return;
             }
+        }
+        if self.caches.is_empty() {
+            // SAFETY: `src` covers n elements.
+            self.ring_put_all(unsafe { core::slice::from_raw_parts(src, n) });
+            return;
         }
         // SAFETY: forwarded.
         unsafe { self.put_slow(src, n) }
