@@ -1,0 +1,176 @@
+//! Raw windows into memory the device shares with a driver: the only place the device touches
+//! that memory.
+//!
+//! The driver writes this memory behind the compiler's back (from another thread or another
+//! process), so the device never forms a `&`/`&mut` into it. A [`Window`] copies bytes in and out
+//! with raw-pointer copies and reads or writes single words with atomics (Acquire/Release where
+//! the protocol needs an ordering edge). Every access is bounds-checked against the window: a bad
+//! offset or length is reported to the caller, never an access outside the window.
+#![allow(unsafe_code)]
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A window of shared memory: `len` bytes at `ptr`.
+///
+/// `Copy` and without a lifetime: whoever creates one (see [`Window::new`]) guarantees that the
+/// memory stays mapped while any copy is in use. In this crate that guarantee comes from an
+/// `Arc` of the mapping held next to every window (see `dma::Mapping`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a window is an address range; all accesses through it are raw copies or atomics, which
+// are fine from any thread (the memory is shared with other agents by design).
+unsafe impl Send for Window {}
+// SAFETY: as above.
+unsafe impl Sync for Window {}
+
+impl Window {
+    /// A window over `[ptr, ptr + len)`.
+    ///
+    /// # Safety
+    /// The range is mapped readable and writable and stays mapped for as long as this window or
+    /// any copy of it (or any sub-window) is used.
+    pub(crate) unsafe fn new(ptr: *mut u8, len: usize) -> Self {
+        Window { ptr, len }
+    }
+
+    /// Length in bytes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Address of the first byte (for address arithmetic and diagnostics only).
+    #[inline(always)]
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    #[inline(always)]
+    fn fits(&self, off: usize, len: usize) -> bool {
+        off <= self.len && len <= self.len - off
+    }
+
+    /// The window `[off, off + len)` of this one.
+    #[inline]
+    pub(crate) fn sub(&self, off: usize, len: usize) -> Option<Window> {
+        // SAFETY: inside this window, so mapped as long as it is.
+        self.fits(off, len).then(|| Window { ptr: self.ptr.wrapping_add(off), len })
+    }
+
+    /// Copies `dst.len()` bytes from offset `off` into `dst`. False if out of bounds.
+    #[inline]
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) -> bool {
+        if !self.fits(off, dst.len()) {
+            return false;
+        }
+        // SAFETY: the source range is inside the mapped window; `dst` is private memory, so the
+        // ranges cannot overlap. A concurrent writer on the other side can only make the copied
+        // bytes stale or torn; the copy itself stays inside mapped memory.
+        unsafe { core::ptr::copy_nonoverlapping(self.ptr.add(off), dst.as_mut_ptr(), dst.len()) };
+        true
+    }
+
+    /// Copies `src` to offset `off`. False if out of bounds.
+    #[inline]
+    pub(crate) fn write(&self, off: usize, src: &[u8]) -> bool {
+        if !self.fits(off, src.len()) {
+            return false;
+        }
+        // SAFETY: the destination range is inside the mapped window; `src` is private memory.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), src.len()) };
+        true
+    }
+
+    /// Fills `[off, off + len)` with `byte`. False if out of bounds.
+    pub(crate) fn fill(&self, off: usize, len: usize, byte: u8) -> bool {
+        if !self.fits(off, len) {
+            return false;
+        }
+        // SAFETY: inside the mapped window.
+        unsafe { core::ptr::write_bytes(self.ptr.add(off), byte, len) };
+        true
+    }
+
+    #[inline(always)]
+    fn atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
+        if off % 4 != 0 || !self.fits(off, 4) || self.addr() % 4 != 0 {
+            return None;
+        }
+        // SAFETY: 4-aligned, inside the mapped window; an AtomicU32 has u32's layout, and every
+        // access to this word through the device is atomic. The reference lives no longer than
+        // this call's caller uses it (it is not stored).
+        Some(unsafe { AtomicU32::from_ptr(self.ptr.add(off).cast()) })
+    }
+
+    #[inline(always)]
+    fn atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
+        if off % 8 != 0 || !self.fits(off, 8) || self.addr() % 8 != 0 {
+            return None;
+        }
+        // SAFETY: as for `atomic_u32`, 8-aligned.
+        Some(unsafe { AtomicU64::from_ptr(self.ptr.add(off).cast()) })
+    }
+
+    /// Atomic 32-bit load.
+    #[inline]
+    pub(crate) fn load_u32(&self, off: usize, order: Ordering) -> Option<u32> {
+        self.atomic_u32(off).map(|a| a.load(order))
+    }
+
+    /// Atomic 32-bit store. False if out of bounds or misaligned.
+    #[inline]
+    pub(crate) fn store_u32(&self, off: usize, v: u32, order: Ordering) -> bool {
+        self.atomic_u32(off).map(|a| a.store(v, order)).is_some()
+    }
+
+    /// Atomic 64-bit load.
+    #[inline]
+    pub(crate) fn load_u64(&self, off: usize, order: Ordering) -> Option<u64> {
+        self.atomic_u64(off).map(|a| a.load(order))
+    }
+
+    /// Atomic 64-bit store. False if out of bounds or misaligned.
+    #[inline]
+    pub(crate) fn store_u64(&self, off: usize, v: u64, order: Ordering) -> bool {
+        self.atomic_u64(off).map(|a| a.store(v, order)).is_some()
+    }
+
+    /// Atomic 64-bit swap.
+    #[inline]
+    pub(crate) fn swap_u64(&self, off: usize, v: u64, order: Ordering) -> Option<u64> {
+        self.atomic_u64(off).map(|a| a.swap(v, order))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_are_bounds_checked() {
+        let mut mem = vec![0u64; 8];
+        // SAFETY: `mem` outlives the window and is not otherwise used while the window is.
+        let w = unsafe { Window::new(mem.as_mut_ptr().cast(), 64) };
+        assert!(w.write(60, &[1, 2, 3, 4]));
+        assert!(!w.write(61, &[1, 2, 3, 4]), "runs off the end");
+        let mut b = [0u8; 4];
+        assert!(w.read(60, &mut b));
+        assert_eq!(b, [1, 2, 3, 4]);
+        assert!(!w.read(usize::MAX, &mut b), "no overflow in the check");
+        assert_eq!(w.load_u32(60, Ordering::Acquire), Some(u32::from_le_bytes([1, 2, 3, 4])));
+        assert_eq!(w.load_u32(62, Ordering::Acquire), None, "misaligned");
+        assert_eq!(w.load_u64(64, Ordering::Acquire), None, "out of bounds");
+        assert!(w.store_u64(8, 0x1122, Ordering::Release));
+        assert_eq!(w.swap_u64(8, 0, Ordering::AcqRel), Some(0x1122));
+        assert_eq!(w.load_u64(8, Ordering::Relaxed), Some(0));
+        assert!(w.sub(60, 5).is_none());
+        let s = w.sub(56, 8).unwrap();
+        assert_eq!(s.len(), 8);
+        assert!(s.fill(0, 8, 0xff));
+        drop(mem);
+    }
+}
