@@ -437,6 +437,51 @@ pub struct GdmaChangeMsixForEqReq {
 }
 request!(GdmaChangeMsixForEqReq = GDMA_CHANGE_MSIX_FOR_EQ => ());
 
+/// ALLOCATE_RESOURCE_RANGE request (§6.3): `num_resources` of `resource_type` (27: doorbell
+/// pages) with the given alignment.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct GdmaAllocateResourceRangeReq {
+    /// Resource type (`GDMA_RESOURCE_DOORBELL_PAGE`).
+    pub resource_type: u32,
+    /// Number of resources.
+    pub num_resources: u32,
+    /// Alignment of the first resource index.
+    pub alignment: u32,
+    /// Reserved in the request (the response carries the value).
+    pub allocated_resources: u32,
+}
+
+/// ALLOCATE_RESOURCE_RANGE response: the first allocated index.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct GdmaAllocateResourceRangeResp {
+    /// First allocated index.
+    pub allocated_resources: u32,
+}
+
+request!(GdmaAllocateResourceRangeReq = GDMA_ALLOCATE_RESOURCE_RANGE => GdmaAllocateResourceRangeResp);
+
+/// DESTROY_RESOURCE_RANGE request: gives back `num_resources` starting at `allocated_resources`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct GdmaDestroyResourceRangeReq {
+    /// Resource type.
+    pub resource_type: u32,
+    /// Number of resources.
+    pub num_resources: u32,
+    /// First index being given back.
+    pub allocated_resources: u32,
+}
+
+request!(GdmaDestroyResourceRangeReq = GDMA_DESTROY_RESOURCE_RANGE => ());
+
 /// QUERY_HWC_TIMEOUT (84) request and response body.
 #[repr(C)]
 #[derive(
@@ -489,6 +534,9 @@ const _: () = {
     assert!(size_of::<GdmaDestroyDmaRegionReq>() == 8);
     assert!(size_of::<GdmaChangeMsixForEqReq>() == 16);
     assert!(size_of::<GdmaQueryHwcTimeout>() == 8);
+    assert!(size_of::<GdmaAllocateResourceRangeReq>() == 16);
+    assert!(size_of::<GdmaAllocateResourceRangeResp>() == 4);
+    assert!(size_of::<GdmaDestroyResourceRangeReq>() == 12);
     assert!(CREATE_DMA_REGION_MAX_PAGES == 504);
     assert!(DMA_REGION_ADD_PAGES_MAX_PAGES == 505);
 };

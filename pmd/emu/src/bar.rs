@@ -12,7 +12,7 @@ use gdma_defs::{
 };
 use pmd_mempool::{HugePolicy, MemSegment, SegmentError};
 
-use crate::shm::Window;
+use crate::shm::{SegmentWindow, Window};
 
 /// Offset of the SMC window in BAR0.
 pub const SMC_OFFSET: usize = 0x28;
@@ -27,8 +27,7 @@ pub const DB_SLOTS: [u32; 4] = [DB_SQ, DB_RQ, DB_CQ, DB_EQ];
 
 /// BAR0 of one device.
 pub struct Bar0 {
-    seg: Arc<MemSegment>,
-    win: Window,
+    mem: SegmentWindow,
 }
 
 impl Bar0 {
@@ -36,11 +35,7 @@ impl Bar0 {
     pub fn new(name: &str) -> Result<Self, SegmentError> {
         let len = DB_PAGES_OFFSET + DB_PAGES as usize * DB_PAGE_SIZE;
         let seg = Arc::new(MemSegment::anonymous(name, len, HugePolicy::Never)?);
-        // SAFETY (of Window::new): the segment is mapped for as long as `seg`, which BAR0 holds
-        // next to the window.
-        #[allow(unsafe_code)]
-        let win = unsafe { Window::new(seg.base(), seg.len()) };
-        let bar = Bar0 { seg, win };
+        let bar = Bar0 { mem: SegmentWindow::new(seg) };
         bar.restore();
         Ok(bar)
     }
@@ -48,7 +43,12 @@ impl Bar0 {
     /// The segment (its fd is what the daemon passes to a driver; in-process drivers map it as
     /// is).
     pub fn segment(&self) -> &Arc<MemSegment> {
-        &self.seg
+        self.mem.segment()
+    }
+
+    #[inline(always)]
+    fn win(&self) -> &Window {
+        self.mem.win()
     }
 
     /// The register map the device publishes.
@@ -67,20 +67,20 @@ impl Bar0 {
 
     /// Writes the register map and clears the SMC and every doorbell (power-on state).
     pub fn restore(&self) {
-        self.win.fill(0, self.win.len(), 0);
-        self.win.write(0, &Self::reg_map().to_bytes());
+        self.win().fill(0, self.win().len(), 0);
+        self.win().write(0, &Self::reg_map().to_bytes());
     }
 
     /// Makes the first page (register map and SMC) read all ones: a dead or removed device.
     pub fn poison(&self) {
-        self.win.fill(0, DB_PAGES_OFFSET, 0xff);
+        self.win().fill(0, DB_PAGES_OFFSET, 0xff);
     }
 
     /// The SMC header dword (Acquire: pairs with the driver's ordered writes of dwords 0..7,
     /// the header last).
     pub fn smc_header(&self) -> SmcProtoHdr {
         SmcProtoHdr(
-            self.win
+            self.win()
                 .load_u32(SMC_OFFSET + SMC_LAST_DWORD * 4, Ordering::Acquire)
                 .unwrap_or(u32::MAX),
         )
@@ -89,7 +89,7 @@ impl Bar0 {
     /// Takes possession of the SMC window while a request is served (the hardware sets the
     /// owner bit on the driver's write; a polling device sets it when it sees the request).
     pub fn smc_take(&self, hdr: SmcProtoHdr) {
-        self.win.store_u32(
+        self.win().store_u32(
             SMC_OFFSET + SMC_LAST_DWORD * 4,
             hdr.with_owner_is_pf(true).0,
             Ordering::Release,
@@ -100,7 +100,7 @@ impl Bar0 {
     pub fn smc_read(&self) -> [u32; SMC_APERTURE_DWORDS] {
         let mut out = [0u32; SMC_APERTURE_DWORDS];
         for (i, d) in out.iter_mut().enumerate() {
-            *d = self.win.load_u32(SMC_OFFSET + i * 4, Ordering::Acquire).unwrap_or(u32::MAX);
+            *d = self.win().load_u32(SMC_OFFSET + i * 4, Ordering::Acquire).unwrap_or(u32::MAX);
         }
         out
     }
@@ -108,7 +108,7 @@ impl Bar0 {
     /// Writes the response header (owner bit clear): the window goes back to the driver.
     pub fn smc_respond(&self, hdr: SmcProtoHdr) {
         // Release: pairs with the driver's Acquire poll of the owner bit.
-        self.win.store_u32(
+        self.win().store_u32(
             SMC_OFFSET + SMC_LAST_DWORD * 4,
             hdr.with_owner_is_pf(false).0,
             Ordering::Release,
@@ -122,15 +122,15 @@ impl Bar0 {
         let off = DB_PAGES_OFFSET + page as usize * DB_PAGE_SIZE + slot as usize;
         // Acquire: pairs with the driver's Release before its doorbell store, so the WQEs and
         // consumed entries the doorbell announces are visible.
-        match self.win.load_u64(off, Ordering::Acquire)? {
+        match self.win().load_u64(off, Ordering::Acquire)? {
             0 => None,
-            _ => self.win.swap_u64(off, 0, Ordering::Acquire).filter(|&v| v != 0),
+            _ => self.win().swap_u64(off, 0, Ordering::Acquire).filter(|&v| v != 0),
         }
     }
 
     /// Clears every doorbell page (a reset forgets pending doorbells).
     pub fn clear_doorbells(&self) {
-        self.win.fill(DB_PAGES_OFFSET, DB_PAGES as usize * DB_PAGE_SIZE, 0);
+        self.win().fill(DB_PAGES_OFFSET, DB_PAGES as usize * DB_PAGE_SIZE, 0);
     }
 }
 
@@ -142,12 +142,12 @@ mod tests {
     fn register_map_smc_and_doorbells() {
         let bar = Bar0::new("bar-test").unwrap();
         let mut head = [0u8; 40];
-        assert!(bar.win.read(0, &mut head));
+        assert!(bar.win().read(0, &mut head));
         let map = RegMap::from_bytes(&head).unwrap();
         map.validate().unwrap();
         assert_eq!(map.db_page_bar_offset(3), Some(0x4000));
         assert_eq!(bar.take_doorbell(1, DB_SQ), None);
-        bar.win.store_u64(
+        bar.win().store_u64(
             DB_PAGES_OFFSET + DB_PAGE_SIZE + DB_SQ as usize,
             0x140_0000_0012,
             Ordering::Release,

@@ -196,8 +196,10 @@ pub(crate) struct Core {
     /// Resets so far (varies keys and handles between incarnations).
     pub(crate) epoch: u32,
     macs: Vec<[u8; 6]>,
-    /// Device-private frame buffer.
+    /// Device-private frame buffer (TX gather).
     pub(crate) frame: Box<[u8]>,
+    /// Device-private buffer for frames read from external ports.
+    pub(crate) rx_scratch: Box<[u8]>,
 }
 
 impl Core {
@@ -213,6 +215,7 @@ impl Core {
             epoch: 0,
             macs,
             frame: vec![0u8; MAX_FRAME].into_boxed_slice(),
+            rx_scratch: vec![0u8; MAX_FRAME].into_boxed_slice(),
         }
     }
 
@@ -296,10 +299,7 @@ impl Core {
         match fault {
             Fault::ResetRequest => {
                 if self.down == Down::Up {
-                    if let Some(h) = self.hwc.as_mut() {
-                        h.post_event(&mut self.obj, gdma_defs::GDMA_EQE_HWC_RESET_REQUEST, [0; 3]);
-                    }
-                    self.down = Down::ResetRequested(now + self.shared.cfg.reset_down_time);
+                    crate::hwc::request_reset(self, 0);
                 }
             }
             Fault::Fatal { down } => {

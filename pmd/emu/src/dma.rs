@@ -110,10 +110,6 @@ impl Mapping {
         let off = usize::try_from(iova.checked_sub(self.iova)?).ok()?;
         (off <= self.win.len() && len <= self.win.len() - off).then_some(off)
     }
-
-    pub(crate) fn window(&self) -> Window {
-        self.win
-    }
 }
 
 /// The IOVA ranges the driver mapped, sorted by address, never overlapping.
@@ -298,17 +294,6 @@ impl RingMem {
             Some(w) => w.store_u32(off, v, order),
             None => self.pages[off / PAGE].store_u32(off % PAGE, v, order),
         };
-    }
-
-    /// Atomic 32-bit load at ring offset `off` (4-aligned).
-    #[inline]
-    pub(crate) fn load_u32(&self, off: u32, order: core::sync::atomic::Ordering) -> u32 {
-        let off = (off & (self.size - 1)) as usize;
-        match &self.flat {
-            Some(w) => w.load_u32(off, order),
-            None => self.pages[off / PAGE].load_u32(off % PAGE, order),
-        }
-        .unwrap_or(0)
     }
 
     /// Calls `f(window, offset in window, offset in the caller's buffer, length)` for each

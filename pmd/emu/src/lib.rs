@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod bar;
+mod cmds;
 pub mod config;
 pub mod device;
 pub mod dma;
@@ -20,6 +21,10 @@ pub mod rss;
 mod rx;
 mod shm;
 pub mod stats;
+#[cfg(any(test, feature = "testdrv"))]
+pub mod testdrv;
+#[cfg(test)]
+mod tests;
 mod tx;
 pub mod wire;
 

@@ -1,6 +1,268 @@
-//! TX (being written).
-use crate::device::Core;
-/// Processes send queues.
-pub(crate) fn process(_core: &mut Core) -> bool {
+//! The TX path: send-queue WQEs become frames on the wire and completions on the SQ's CQ.
+//!
+//! Per WQE (§3, §4.4, §4.5 of the spec): the header gives the size; the WQE must lie within what
+//! the doorbell announced; the OOB must name the SQ's own CQ (`vcq_num`), the SQ's `vsq_frame`
+//! and the vport's TX offset; 1 to 30 SGEs, each with the device's memory key and inside mapped
+//! memory, are gathered into a device-private frame; requested checksums are computed and a VLAN
+//! tag inserted; frames over the MTU are dropped. Success writes no CQE when the WQE asked for
+//! suppression; an error always writes one. A WQE the device cannot parse or gather (corrupt
+//! header, SGE count, memory key, DMA address) completes with CQE_TX_GDMA_ERR and disables the
+//! queue, as hardware does; it accepts nothing more until it is destroyed.
+
+use gdma_defs::{
+    CQE_TX_GDMA_ERR, CQE_TX_INVALID_OOB, CQE_TX_MTU_DROP, CQE_TX_OKAY, CQE_TX_VPORT_DISABLED,
+    GDMA_WQE_BU_SIZE, MAX_TX_WQE_SGL_ENTRIES, MAX_TX_WQE_SIZE, TxCompOffsets, TxCompOob, TxOob,
+    WqeHeader, WqeRef, vsq_frame,
+};
+
+use crate::device::{Core, MAX_FRAME};
+use crate::frame::{self, IPPROTO_TCP, IPPROTO_UDP, VLAN_HLEN};
+use crate::queues::Posted;
+use crate::wire::Wire;
+
+/// WQEs one SQ may process per device pass (then the next SQ gets its turn).
+const BUDGET: usize = 64;
+
+/// Processes every SQ with doorbelled work. True if anything was done.
+pub(crate) fn process(core: &mut Core) -> bool {
+    if core.obj.tx_ready.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < core.obj.tx_ready.len() {
+        let id = core.obj.tx_ready[i];
+        if drain(core, id) {
+            core.obj.tx_ready.swap_remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// What became of one WQE.
+struct Outcome {
+    /// CQE type to report, or `None` for a suppressed success.
+    cqe: Option<u8>,
+    /// Disable the queue after completing.
+    disable: bool,
+}
+
+/// Processes up to [`BUDGET`] WQEs of SQ `id`; true when the SQ has nothing left (or is gone,
+/// or disabled).
+fn drain(core: &mut Core, id: u32) -> bool {
+    for _ in 0..BUDGET {
+        let Some(sq) = core.obj.sqs.get(id) else { return true };
+        if sq.wq.disabled {
+            return true;
+        }
+        let pending = sq.wq.pending();
+        if pending == 0 {
+            return true;
+        }
+        let cq_id = sq.wq.cq;
+        if core.obj.cqs.get(cq_id).is_none_or(|cq| cq.stalled()) {
+            // The consumer must ring its CQ doorbell before more completions can come.
+            core.shared.stats.device.cq_stalls.inc();
+            return false;
+        }
+        let (size, out) = one_wqe(core, id, pending);
+        let sq = core.obj.sqs.get_mut(id).expect("looked up above");
+        let head = sq.wq.head();
+        sq.wq.advance(size);
+        if out.disable {
+            sq.wq.disabled = true;
+            core.shared.stats.device.sq_disabled.inc();
+        }
+        let vport = sq.vport as usize;
+        if let Some(t) = out.cqe {
+            let vs = &core.shared.stats.vports[vport];
+            if t != CQE_TX_OKAY {
+                vs.tx_errors.inc();
+            }
+            vs.tx_cqes.inc();
+            let mut oob = TxCompOob::new(t);
+            oob.offsets = TxCompOffsets::ZERO.with_tx_wqe_offset(head / GDMA_WQE_BU_SIZE);
+            post_cqe(core, cq_id, id, &oob.to_cqe_data());
+        }
+        if out.disable {
+            return true;
+        }
+    }
     false
+}
+
+/// Writes a CQE for SQ `sq` on `cq`, signalling the CQ's EQ when it was armed; the hostile mode
+/// may corrupt it.
+pub(crate) fn post_cqe(
+    core: &mut Core,
+    cq_id: u32,
+    wq: u32,
+    data: &[u32; gdma_defs::CQE_DATA_DWORDS],
+) {
+    post_any(core, cq_id, wq, true, data);
+}
+
+/// Writes a CQE (SQ or RQ) with the hostile mode applied.
+pub(crate) fn post_any(
+    core: &mut Core,
+    cq_id: u32,
+    wq: u32,
+    is_sq: bool,
+    data: &[u32; gdma_defs::CQE_DATA_DWORDS],
+) {
+    let hostile = core.faults.hostile_per_million;
+    let corrupt = hostile != 0 && (core.faults.next_random() % 1_000_000) < hostile as u64;
+    let (mut d, mut info_wq, mut info_sq) = (*data, wq, is_sq);
+    if corrupt {
+        core.shared.stats.device.hostile_corruptions.inc();
+        let r = core.faults.next_random();
+        match r % 6 {
+            // A queue id that names nothing of this CQ.
+            0 => info_wq = wq ^ (1 + ((r >> 8) as u32 & 0xff_ffff)),
+            // A CQE type from outside the valid set.
+            1 => d[0] = (d[0] & !0x3f) | ((r >> 8) as u32 & 0x0f) | 0x10,
+            // A packet length larger than any buffer.
+            2 => d[2] = (d[2] & !0xffff) | 0xfff0,
+            // Every coalesced slot filled with garbage lengths.
+            3 => {
+                d[0] = (d[0] & !0x3f) | gdma_defs::CQE_RX_COALESCED_4 as u32;
+                for i in 0..4 {
+                    d[2 + 3 * i] = (r >> (8 * i)) as u32 & 0xffff;
+                }
+            }
+            // The send/receive flag flipped.
+            4 => info_sq = !is_sq,
+            // Random client data altogether.
+            _ => {
+                for (i, w) in d.iter_mut().enumerate() {
+                    *w = r.rotate_left(i as u32 * 7) as u32;
+                }
+            }
+        }
+    }
+    let Some(cq) = core.obj.cqs.get_mut(cq_id) else { return };
+    let r = cq.post_raw(&d, |owner| gdma_defs::CqeInfo::new(info_wq, info_sq, owner).0);
+    match r {
+        Posted::Done { signal: true } => {
+            let parent = cq.parent_eq;
+            crate::doorbell::signal_eq(core, parent, cq_id);
+        }
+        Posted::Done { signal: false } => {}
+        Posted::Stalled => {
+            cq.stalls += 1;
+            core.shared.stats.device.cq_stalls.inc();
+        }
+    }
+}
+
+/// Reads, checks, gathers and sends one WQE; returns its size in bytes and what to report.
+fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
+    let gdma_err = |size: u32| (size, Outcome { cqe: Some(CQE_TX_GDMA_ERR), disable: true });
+    let sq = core.obj.sqs.get(id).expect("caller checked");
+    let mut hdr = [0u8; 8];
+    sq.wq.read(0, &mut hdr);
+    let header = WqeHeader(u64::from_le_bytes(hdr));
+    let Some(size) = header.size_bytes() else { return gdma_err(pending) };
+    if size > MAX_TX_WQE_SIZE
+        || size > pending
+        || header.num_sgl_entries() as u32 > MAX_TX_WQE_SGL_ENTRIES
+    {
+        return gdma_err(pending.min(size.max(GDMA_WQE_BU_SIZE)));
+    }
+    let mut buf = [0u8; MAX_TX_WQE_SIZE as usize];
+    sq.wq.read(0, &mut buf[..size as usize]);
+    if core.obj.sqs.get(id).is_some_and(|s| s.inject_error) {
+        return gdma_err(size);
+    }
+    let Ok(wqe) = WqeRef::parse(&buf[..size as usize], MAX_TX_WQE_SIZE) else {
+        return gdma_err(size);
+    };
+    let Ok(oob) = TxOob::from_oob_bytes(wqe.oob()) else { return gdma_err(size) };
+    let sq = core.obj.sqs.get(id).expect("caller checked");
+    let vport = sq.vport;
+    let cq_id = sq.wq.cq;
+    let v = &core.obj.vports[vport as usize];
+    let suppress = oob.short.suppress_txcqe_gen();
+    let report =
+        |t: u8| -> Option<u8> { if t == CQE_TX_OKAY && suppress { None } else { Some(t) } };
+    if !v.tx_configured {
+        return (size, Outcome { cqe: Some(CQE_TX_VPORT_DISABLED), disable: false });
+    }
+    let s = oob.short;
+    if s.vcq_num() != cq_id || s.vsq_frame() != vsq_frame(id) || oob.vport_offset() != v.tx_offset {
+        return (size, Outcome { cqe: Some(CQE_TX_INVALID_OOB), disable: false });
+    }
+
+    // Gather into the device's frame buffer, leaving room for a VLAN tag.
+    let mkey = core.obj.gpa_mkey;
+    let mut len = 0usize;
+    for sge in wqe.sges() {
+        let n = sge.size as usize;
+        if sge.mem_key != mkey || len + n > MAX_FRAME - VLAN_HLEN {
+            return gdma_err(size);
+        }
+        if core.space.read(sge.address, &mut core.frame[len..len + n]).is_err() {
+            core.shared.stats.device.dma_errors.inc();
+            return gdma_err(size);
+        }
+        len += n;
+    }
+
+    // Offloads.
+    let want_ip = s.comp_iphdr_csum();
+    let (want_tcp, want_udp) = (s.comp_tcp_csum(), s.comp_udp_csum());
+    if want_ip || want_tcp || want_udp {
+        let f = &mut core.frame[..len];
+        let l = frame::parse(f);
+        let l4_ok = |p| l.l4 != 0 && l.proto == p;
+        if (want_ip && l.ip != 4)
+            || (want_tcp && !l4_ok(IPPROTO_TCP))
+            || (want_udp && !l4_ok(IPPROTO_UDP))
+        {
+            return (size, Outcome { cqe: Some(CQE_TX_INVALID_OOB), disable: false });
+        }
+        if want_ip {
+            frame::fill_ipv4_checksum(f, &l);
+        }
+        if want_tcp || want_udp {
+            frame::fill_l4_checksum(f, &l);
+        }
+    }
+    let mut max = core.shared.cfg.adapter_mtu as usize;
+    if oob.is_long() && oob.long.inject_vlan_pri_tag() {
+        let tci =
+            ((oob.long.pcp() as u16) << 13) | ((oob.long.dei() as u16) << 12) | oob.long.vlan_id();
+        match frame::insert_vlan(&mut core.frame, len, tci) {
+            Some(n) => len = n,
+            None => return (size, Outcome { cqe: Some(CQE_TX_INVALID_OOB), disable: false }),
+        }
+        max += VLAN_HLEN;
+    }
+    let vs = &core.shared.stats.vports[vport as usize];
+    if len > max {
+        vs.tx_drops_mtu.inc();
+        return (size, Outcome { cqe: Some(CQE_TX_MTU_DROP), disable: false });
+    }
+    vs.tx_packets.inc();
+    vs.tx_bytes.add(len as u64);
+    send(core, vport, len);
+    (size, Outcome { cqe: report(CQE_TX_OKAY), disable: false })
+}
+
+/// Puts the frame in the device buffer (`len` bytes) on the wire of `vport`.
+fn send(core: &mut Core, vport: u16, len: usize) {
+    match &mut core.wire {
+        Wire::Pair => {
+            let peer = Wire::pair_peer(vport, core.shared.cfg.vports);
+            let frame = std::mem::take(&mut core.frame);
+            crate::rx::deliver(core, peer, &frame[..len]);
+            core.frame = frame;
+        }
+        Wire::Ports(ports) => {
+            if !ports[vport as usize].send(&core.frame[..len]) {
+                core.shared.stats.vports[vport as usize].wire_tx_drops.inc();
+            }
+        }
+    }
 }

@@ -1,0 +1,3 @@
+//! Device tests through the test-only driver.
+
+mod bringup;
