@@ -138,7 +138,7 @@ fn deregister_device(core: &mut Core, dev: GdmaDevId) -> Option<Answer> {
         return None;
     }
     o.registered = false;
-    o.db_pages[o.db_id as usize] = false;
+    o.free_db_page(o.db_id);
     Some(empty())
 }
 
@@ -189,7 +189,7 @@ fn create_queue(core: &mut Core, r: GdmaCreateQueueReq) -> Option<Answer> {
     {
         return None;
     }
-    if !core.obj.db_pages.get(r.doorbell_id as usize).copied().unwrap_or(false) {
+    if !core.obj.page_in_use(r.doorbell_id) {
         return None;
     }
     let mem = ring_of(core, r.gdma_region, r.queue_size)?;
@@ -231,16 +231,15 @@ fn allocate_range(core: &mut Core, r: GdmaAllocateResourceRangeReq) -> Option<An
 }
 
 fn destroy_range(core: &mut Core, r: GdmaDestroyResourceRangeReq) -> Option<Answer> {
-    let p = r.allocated_resources as usize;
-    if r.resource_type != GDMA_RESOURCE_DOORBELL_PAGE || r.num_resources != 1 || p == 0 {
+    let p = r.allocated_resources;
+    if r.resource_type != GDMA_RESOURCE_DOORBELL_PAGE || r.num_resources != 1 {
         return None;
     }
-    let used = core.obj.db_pages.get_mut(p)?;
-    if !*used || (core.obj.registered && p as u32 == core.obj.db_id) {
+    // The registration's own page goes with DEREGISTER_DEVICE.
+    if core.obj.registered && p == core.obj.db_id {
         return None;
     }
-    *used = false;
-    Some(empty())
+    core.obj.free_db_page(p).then(empty)
 }
 
 /// Reads `n` page addresses after the fixed body `T`; all must be 4 KiB aligned.
@@ -324,7 +323,7 @@ fn query_vport_config(core: &Core, r: ManaQueryVportCfgReq) -> Option<Answer> {
 
 fn config_vport_tx(core: &mut Core, r: ManaConfigVportTxReq) -> Option<Answer> {
     let vi = vport_by_handle(core, r.vport)?;
-    let db_ok = core.obj.db_pages.get(r.doorbell_pageid as usize).copied().unwrap_or(false);
+    let db_ok = core.obj.page_in_use(r.doorbell_pageid);
     if !core.obj.registered || r.pdid != core.obj.pdid || !db_ok {
         return None;
     }
@@ -374,7 +373,13 @@ fn create_wq_obj(core: &mut Core, r: ManaCreateWqObjReq) -> Option<Answer> {
         }),
         _ => core.obj.rqs.insert_with(|id| {
             Wq::new(id, cq_id, wq_mem, 0)
-                .map(|wq| Rq { wq, vport: vi, pending: Default::default(), fence: false })
+                .map(|wq| Rq {
+                    wq,
+                    vport: vi,
+                    pending: Default::default(),
+                    fence: false,
+                    listed: false,
+                })
                 .ok_or(())
         }),
     };
@@ -417,7 +422,11 @@ fn fence_rq(core: &mut Core, r: ManaFenceRqReq) -> Option<Answer> {
     if o.kind != GdmaQueueType::Rq {
         return None;
     }
-    core.obj.rqs.get_mut(o.wq_id)?.fence = true;
+    let rq = core.obj.rqs.get_mut(o.wq_id)?;
+    rq.fence = true;
+    if !std::mem::replace(&mut rq.listed, true) {
+        core.obj.rx_pending.push(o.wq_id);
+    }
     Some(empty())
 }
 

@@ -125,6 +125,8 @@ pub struct DeviceConfig {
     pub spin_passes: u32,
     /// Longest nap of an idle device.
     pub max_nap: Duration,
+    /// CPU to pin the device thread to.
+    pub cpu: Option<usize>,
 }
 
 impl DeviceConfig {
@@ -143,6 +145,7 @@ impl DeviceConfig {
             fatal_down_time: Duration::from_millis(200),
             spin_passes: 20_000,
             max_nap: Duration::from_millis(1),
+            cpu: None,
         }
     }
 

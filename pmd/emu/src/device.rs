@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pmd_mempool::MemSegment;
 
-use crate::bar::{Bar0, DB_PAGES, DB_SLOTS};
+use crate::bar::{Bar0, DB_SLOTS};
 use crate::config::{DeviceConfig, ParseError};
 use crate::dma::{IovaSpace, MapError, Mapping};
 use crate::fault::Fault;
@@ -88,7 +88,12 @@ impl Device {
         let core = Core::new(shared.clone(), wire, macs);
         let thread = std::thread::Builder::new()
             .name(format!("{}-dev", shared.cfg.name))
-            .spawn(move || core.run(rx))
+            .spawn(move || {
+                if let Some(cpu) = core.shared.cfg.cpu {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+                }
+                core.run(rx)
+            })
             .map_err(EmuError::Thread)?;
         Ok(Device { shared, ctl: tx, thread: Some(thread) })
     }
@@ -372,10 +377,8 @@ impl Core {
     /// Takes every pending doorbell of every page in use and dispatches it.
     fn poll_doorbells(&mut self) -> bool {
         let mut work = false;
-        for page in 0..DB_PAGES {
-            if !self.obj.db_pages[page as usize] {
-                continue;
-            }
+        for i in 0..self.obj.active_pages.len() {
+            let Some(&page) = self.obj.active_pages.get(i) else { break };
             for slot in DB_SLOTS {
                 if let Some(v) = self.shared.bar.take_doorbell(page, slot) {
                     self.shared.stats.device.doorbells.inc();

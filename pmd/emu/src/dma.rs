@@ -116,6 +116,9 @@ impl Mapping {
 #[derive(Debug, Default)]
 pub struct IovaSpace {
     maps: Vec<Arc<Mapping>>,
+    /// Index of the mapping the last lookup found: packet buffers come from one or two pools,
+    /// so the next lookup usually hits the same one.
+    hint: core::cell::Cell<usize>,
 }
 
 /// Why a mapping was refused.
@@ -161,6 +164,7 @@ impl IovaSpace {
             return Err(MapError::Overlap { iova, len });
         }
         self.maps.insert(at, Arc::new(m));
+        self.hint.set(0);
         Ok(())
     }
 
@@ -168,7 +172,10 @@ impl IovaSpace {
     /// mapped (they hold the `Arc`) until they are destroyed.
     pub fn remove(&mut self, iova: u64) -> Result<Arc<Mapping>, MapError> {
         match self.maps.binary_search_by_key(&iova, |m| m.iova) {
-            Ok(i) => Ok(self.maps.remove(i)),
+            Ok(i) => {
+                self.hint.set(0);
+                Ok(self.maps.remove(i))
+            }
             Err(_) => Err(MapError::NotMapped { iova }),
         }
     }
@@ -186,9 +193,16 @@ impl IovaSpace {
     /// The mapping holding all of `[iova, iova + len)`, and the offset into it.
     #[inline]
     pub fn find(&self, iova: u64, len: usize) -> Option<(&Arc<Mapping>, usize)> {
-        let at = self.maps.partition_point(|m| m.iova <= iova);
-        let m = self.maps.get(at.checked_sub(1)?)?;
-        m.offset_of(iova, len).map(|off| (m, off))
+        if let Some(m) = self.maps.get(self.hint.get()) {
+            if let Some(off) = m.offset_of(iova, len) {
+                return Some((m, off));
+            }
+        }
+        let at = self.maps.partition_point(|m| m.iova <= iova).checked_sub(1)?;
+        let m = self.maps.get(at)?;
+        let off = m.offset_of(iova, len)?;
+        self.hint.set(at);
+        Some((m, off))
     }
 
     /// Copies `dst.len()` bytes from IOVA `iova`.

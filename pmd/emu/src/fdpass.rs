@@ -55,18 +55,18 @@ pub(crate) fn listen(path: &Path) -> io::Result<OwnedFd> {
     let (addr, len) = sockaddr(path)?;
     let fd = socket(libc::SOCK_NONBLOCK)?;
     // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-    cvt(unsafe {
-        libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len)
-    })?;
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
     // SAFETY: plain system call on an open socket.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 16) })?;
     Ok(fd)
 }
 
-/// A blocking connection to the socket at `path`.
-pub(crate) fn connect(path: &Path) -> io::Result<OwnedFd> {
+/// A blocking connection to the socket at `path`, with send and receive timeouts `timeout` (the
+/// send timeout also bounds the wait for room in a full listen backlog).
+pub(crate) fn connect(path: &Path, timeout: Duration) -> io::Result<OwnedFd> {
     let (addr, len) = sockaddr(path)?;
     let fd = socket(0)?;
+    set_timeout(&fd, timeout)?;
     loop {
         // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
         let r = unsafe {
@@ -99,8 +99,10 @@ pub(crate) fn accept(listener: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     }
 }
 
-/// Sets the send and receive timeouts of a blocking socket.
+/// Sets the send and receive timeouts of a blocking socket (zero becomes 1 µs: the socket API
+/// reads zero as "no timeout").
 pub(crate) fn set_timeout(fd: &OwnedFd, t: Duration) -> io::Result<()> {
+    let t = t.max(Duration::from_micros(1));
     let tv = libc::timeval {
         tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_usec: t.subsec_micros() as libc::suseconds_t,
@@ -222,9 +224,8 @@ pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8], dontwait: bool) -> io::Result<R
             for i in 0..count.min(MAX_FDS) {
                 // SAFETY: the kernel wrote `count` descriptors after the header, inside the
                 // buffer; read unaligned.
-                let raw = unsafe {
-                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i))
-                };
+                let raw =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i)) };
                 // SAFETY: the kernel installed `raw` in this process for us; nothing else owns
                 // it.
                 fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
@@ -257,7 +258,10 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Re
         }
         return Err(e);
     }
-    Ok(pfds.iter().map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0).collect())
+    Ok(pfds
+        .iter()
+        .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+        .collect())
 }
 
 #[cfg(test)]
@@ -274,8 +278,7 @@ mod tests {
         let path = dir.join("s");
         let l = listen(&path).unwrap();
         assert!(accept(&l).unwrap().is_none(), "nobody yet");
-        let c = connect(&path).unwrap();
-        set_timeout(&c, Duration::from_secs(5)).unwrap();
+        let c = connect(&path, Duration::from_secs(5)).unwrap();
         let ready = poll_readable(&[l.as_fd()], Duration::from_secs(5)).unwrap();
         assert_eq!(ready, vec![true]);
         let s = accept(&l).unwrap().expect("pending connection");
@@ -307,7 +310,7 @@ mod tests {
         let r = recv(&s, &mut buf, true).unwrap();
         assert_eq!((r.len, r.fd.is_none()), (0, true), "peer closed");
         assert!(send(&s, b"x", None, true).is_err(), "no SIGPIPE, an error");
-        assert!(connect(&dir.join("nothing")).is_err());
+        assert!(connect(&dir.join("nothing"), Duration::from_secs(1)).is_err());
         assert!(listen(&dir.join("x".repeat(200))).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -156,6 +156,8 @@ pub struct Rq {
     pub pending: arrayvec_lite::Pending,
     /// A FENCE_RQ is waiting to be completed once the pending CQE is out.
     pub fence: bool,
+    /// On `Objects::rx_pending` already.
+    pub listed: bool,
 }
 
 /// A tiny fixed-capacity list (the crate avoids a dependency for four entries).
@@ -252,7 +254,9 @@ pub struct Objects {
     /// Doorbell page REGISTER_DEVICE handed out.
     pub db_id: u32,
     /// Doorbell pages in use (page 0 is the HWC's).
-    pub db_pages: [bool; DB_PAGES as usize],
+    db_pages: [bool; DB_PAGES as usize],
+    /// The same pages as a list, in allocation order: what the device polls.
+    pub active_pages: Vec<u32>,
     /// DMA regions by handle.
     pub regions: HashMap<u64, DmaRegion>,
     /// Next region handle.
@@ -273,6 +277,8 @@ pub struct Objects {
     pub vports: Vec<Vport>,
     /// SQ ids with doorbelled work not yet processed.
     pub tx_ready: Vec<u32>,
+    /// RQ ids with a coalesced completion or a fence waiting to be written.
+    pub rx_pending: Vec<u32>,
 }
 
 impl Objects {
@@ -287,6 +293,7 @@ impl Objects {
             gpa_mkey: 0x5a5a_0000 ^ epoch.wrapping_mul(0x9e37),
             db_id: 0,
             db_pages,
+            active_pages: vec![0],
             regions: HashMap::new(),
             next_region: 1 + ((epoch as u64) << 32),
             eqs: IdTable::default(),
@@ -297,6 +304,7 @@ impl Objects {
             next_wq_obj: 0x2000_0000 + ((epoch as u64) << 32),
             vports: macs.iter().enumerate().map(|(i, m)| Vport::new(i as u16, *m)).collect(),
             tx_ready: Vec::new(),
+            rx_pending: Vec::new(),
         }
     }
 
@@ -304,7 +312,25 @@ impl Objects {
     pub fn alloc_db_page(&mut self) -> Option<u32> {
         let p = self.db_pages.iter().position(|used| !used)?;
         self.db_pages[p] = true;
+        self.active_pages.push(p as u32);
         Some(p as u32)
+    }
+
+    /// Frees doorbell page `p`; false if it was not in use (page 0, the HWC's, is never freed).
+    pub fn free_db_page(&mut self, p: u32) -> bool {
+        match self.db_pages.get_mut(p as usize) {
+            Some(used) if *used && p != 0 => {
+                *used = false;
+                self.active_pages.retain(|&q| q != p);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether doorbell page `p` is in use.
+    pub fn page_in_use(&self, p: u32) -> bool {
+        self.db_pages.get(p as usize).copied().unwrap_or(false)
     }
 
     /// The page list of a completed, unused region, and marks it used.

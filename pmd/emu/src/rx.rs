@@ -9,7 +9,7 @@
 //! to four consecutive packets of an RQ that share their flags go in one CQE_RX_COALESCED_4.
 
 use gdma_defs::{
-    CQE_DATA_DWORDS, CQE_RX_COALESCED_4, CQE_RX_OBJECT_FENCE, CQE_RX_OKAY, CQE_RX_TRUNCATED,
+    CQE_RX_COALESCED_4, CQE_RX_OBJECT_FENCE, CQE_RX_OKAY, CQE_RX_TRUNCATED,
     MANA_HASH_DEFAULT_TYPES, MAX_RX_WQE_SGL_ENTRIES, MAX_RX_WQE_SIZE, ManaCqeHeader, RssL4,
     RxCompFlags, RxCompOob, RxPerPktInfo, WqeHeader, ndis_hash_type,
 };
@@ -119,10 +119,11 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
         return;
     }
 
-    // The WQE: header, 8-byte OOB, 1..=15 SGEs.
-    let mut hdr = [0u8; 8];
-    rq.wq.read(0, &mut hdr);
-    let header = WqeHeader(u64::from_le_bytes(hdr));
+    // The WQE: header, 8-byte OOB, 1..=15 SGEs. The first 32 bytes (a whole one-SGE WQE, the
+    // common case) in one read.
+    let mut small = [0u8; 32];
+    rq.wq.read(0, &mut small);
+    let header = WqeHeader(u64::from_le_bytes(small[..8].try_into().unwrap_or_default()));
     let size = header.size_bytes().unwrap_or(0);
     let nsge = header.num_sgl_entries() as u32;
     let wqe_offset = rq.wq.head();
@@ -140,8 +141,15 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
         complete_error(core, rq_id, cq_id, wqe_offset);
         return;
     }
-    let mut wqe = [0u8; MAX_RX_WQE_SIZE as usize];
-    rq.wq.read(0, &mut wqe[..size as usize]);
+    let mut big;
+    let wqe: &[u8] = if size <= 32 {
+        &small
+    } else {
+        big = [0u8; MAX_RX_WQE_SIZE as usize];
+        big[..32].copy_from_slice(&small);
+        rq.wq.read(32, &mut big[32..size as usize]);
+        &big
+    };
     rq.wq.advance(size);
     let sgl = &wqe[16..16 + nsge as usize * 16];
     let capacity: u64 =
@@ -200,6 +208,9 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
     if p.len == 0 {
         p.flags = flags.0;
         p.wqe_offset = wqe_offset;
+        if coalescing && !std::mem::replace(&mut rq.listed, true) {
+            core.obj.rx_pending.push(rq_id);
+        }
     }
     p.pkts[p.len] = (f.len() as u16, hash);
     p.len += 1;
@@ -228,7 +239,7 @@ fn flush(core: &mut Core, rq_id: u32) {
         *slot = RxPerPktInfo { pkt_len: len, reserved1: 0, reserved2: 0, pkt_hash: hash };
     }
     core.shared.stats.vports[vport as usize].rx_cqes.inc();
-    crate::tx::post_any(core, cq_id, rq_id, false, &oob.to_cqe_data());
+    crate::tx::post_any(core, cq_id, rq_id, false, crate::tx::cqe_bytes(&oob));
 }
 
 /// A consumed WQE that carries no packet (truncation, a bad buffer): pending packets first,
@@ -242,65 +253,33 @@ fn complete_error(core: &mut Core, rq_id: u32, cq_id: u32, wqe_offset: u32) {
     };
     let vport = core.obj.rqs.get(rq_id).map_or(0, |r| r.vport as usize);
     core.shared.stats.vports[vport].rx_cqes.inc();
-    crate::tx::post_any(core, cq_id, rq_id, false, &oob.to_cqe_data());
+    crate::tx::post_any(core, cq_id, rq_id, false, crate::tx::cqe_bytes(&oob));
 }
 
 /// End of a device pass: writes every pending coalesced CQE, then any requested fence CQE.
 pub(crate) fn flush_coalesced(core: &mut Core) -> bool {
-    let ids: smallvec_ids::Ids = core
-        .obj
-        .rqs
-        .iter()
-        .filter(|(_, r)| r.pending.len != 0 || r.fence)
-        .map(|(i, _)| i)
-        .collect();
-    for &id in ids.iter() {
+    if core.obj.rx_pending.is_empty() {
+        return false;
+    }
+    let ids = std::mem::take(&mut core.obj.rx_pending);
+    for &id in &ids {
         flush(core, id);
         let Some(rq) = core.obj.rqs.get_mut(id) else { continue };
+        rq.listed = false;
         if std::mem::take(&mut rq.fence) {
             let cq_id = rq.wq.cq;
             let oob = RxCompOob {
                 cqe_hdr: ManaCqeHeader::new(CQE_RX_OBJECT_FENCE),
                 ..Default::default()
             };
-            let data: [u32; CQE_DATA_DWORDS] = oob.to_cqe_data();
-            crate::tx::post_any(core, cq_id, id, false, &data);
+            crate::tx::post_any(core, cq_id, id, false, crate::tx::cqe_bytes(&oob));
         }
     }
-    !ids.is_empty()
-}
-
-/// A small id list without a heap allocation in the common case.
-mod smallvec_ids {
-    /// Up to 64 ids inline (more only with many queues).
-    pub(super) struct Ids {
-        inline: [u32; 64],
-        len: usize,
-        more: Vec<u32>,
+    // Give the list's buffer back (it holds no ids now) so steady state allocates nothing.
+    let mut ids = ids;
+    ids.clear();
+    if core.obj.rx_pending.is_empty() {
+        core.obj.rx_pending = ids;
     }
-
-    impl FromIterator<u32> for Ids {
-        fn from_iter<I: IntoIterator<Item = u32>>(it: I) -> Self {
-            let mut s = Ids { inline: [0; 64], len: 0, more: Vec::new() };
-            for id in it {
-                if s.len < 64 {
-                    s.inline[s.len] = id;
-                    s.len += 1;
-                } else {
-                    s.more.push(id);
-                }
-            }
-            s
-        }
-    }
-
-    impl Ids {
-        pub(super) fn iter(&self) -> impl Iterator<Item = &u32> {
-            self.inline[..self.len].iter().chain(&self.more)
-        }
-
-        pub(super) fn is_empty(&self) -> bool {
-            self.len == 0
-        }
-    }
+    true
 }

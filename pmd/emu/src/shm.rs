@@ -10,6 +10,42 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+/// Copies `n` bytes: descriptors and small frames (up to 128 bytes) inline in 8-byte words,
+/// larger ones with `memcpy`.
+///
+/// # Safety
+/// `src` valid for `n` reads, `dst` for `n` writes, the ranges do not overlap.
+#[inline(always)]
+unsafe fn copy_bytes(dst: *mut u8, src: *const u8, n: usize) {
+    if n > 128 {
+        // SAFETY: forwarded.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, n) };
+        return;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            // SAFETY: i + 8 <= n: inside both ranges; unaligned word accesses.
+            unsafe {
+                dst.add(i).cast::<u64>().write_unaligned(src.add(i).cast::<u64>().read_unaligned())
+            };
+            i += 8;
+        }
+        // The last (possibly overlapping) word.
+        // SAFETY: n >= 8, so [n - 8, n) is inside both ranges.
+        unsafe {
+            dst.add(n - 8)
+                .cast::<u64>()
+                .write_unaligned(src.add(n - 8).cast::<u64>().read_unaligned())
+        };
+    } else {
+        for i in 0..n {
+            // SAFETY: i < n.
+            unsafe { dst.add(i).write(src.add(i).read()) };
+        }
+    }
+}
+
 /// A window of shared memory: `len` bytes at `ptr`.
 ///
 /// `Copy` and without a lifetime: whoever creates one (see [`Window::new`]) guarantees that the
@@ -70,7 +106,7 @@ impl Window {
         // SAFETY: the source range is inside the mapped window; `dst` is private memory, so the
         // ranges cannot overlap. A concurrent writer on the other side can only make the copied
         // bytes stale or torn; the copy itself stays inside mapped memory.
-        unsafe { core::ptr::copy_nonoverlapping(self.ptr.add(off), dst.as_mut_ptr(), dst.len()) };
+        unsafe { copy_bytes(dst.as_mut_ptr(), self.ptr.add(off), dst.len()) };
         true
     }
 
@@ -81,7 +117,7 @@ impl Window {
             return false;
         }
         // SAFETY: the destination range is inside the mapped window; `src` is private memory.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), src.len()) };
+        unsafe { copy_bytes(self.ptr.add(off), src.as_ptr(), src.len()) };
         true
     }
 
@@ -135,6 +171,7 @@ impl Window {
 
     /// Atomic 64-bit store. False if out of bounds or misaligned.
     #[inline]
+    #[cfg_attr(not(any(test, feature = "testdrv")), allow(dead_code))]
     pub(crate) fn store_u64(&self, off: usize, v: u64, order: Ordering) -> bool {
         self.atomic_u64(off).map(|a| a.store(v, order)).is_some()
     }

@@ -652,3 +652,91 @@ impl TestDriver {
         status("CONFIG_VPORT_RX", hdr.status)
     }
 }
+
+/// Fast paths for benchmarks: WQEs built once and re-posted, CQs drained in bulk.
+impl TestDriver {
+    /// Posts up to `n` receive WQEs (as many as fit the ring, given `consumed_to`, the position
+    /// the device has completed up to) over the buffers `bufs` in turn, then rings once.
+    /// Returns how many were posted.
+    pub fn refill_rx(
+        &self,
+        rq: &mut WorkQueue,
+        bufs: &[u64],
+        len: u32,
+        consumed_to: u32,
+        n: usize,
+    ) -> usize {
+        let room = ((rq.size - rq.head.wrapping_sub(consumed_to)) / 32) as usize;
+        let n = n.min(room);
+        for i in 0..n {
+            let buf = bufs[(rq.head as usize / 32 + i) % bufs.len()];
+            let wqe = rx_wqe(Sge::new(buf, self.gpa_mkey, len));
+            let mut b = [0u8; 32];
+            for (c, d) in b.chunks_exact_mut(4).zip(wqe) {
+                c.copy_from_slice(&d.to_le_bytes());
+            }
+            let off = rq.head & (rq.size - 1);
+            self.write(rq.iova + off as u64, &b);
+            rq.head = rq.head.wrapping_add(32);
+        }
+        if n > 0 {
+            self.ring_rq(rq);
+        }
+        n
+    }
+
+    /// Posts up to `n` copies of the pre-encoded TX WQE `wqe` (as many as fit, given
+    /// `consumed_to`), every `signal_every`-th one unsuppressed (bit 7 of OOB dword 0 cleared),
+    /// then rings once. Returns how many were posted.
+    pub fn refill_tx(
+        &self,
+        sq: &mut WorkQueue,
+        wqe: &[u8],
+        consumed_to: u32,
+        n: usize,
+        signal_every: u32,
+    ) -> usize {
+        let size = wqe.len() as u32;
+        let room = ((sq.size - sq.head.wrapping_sub(consumed_to)) / size) as usize;
+        let n = n.min(room);
+        let mut w = [0u8; MAX_TX_WQE_SIZE as usize];
+        let w = &mut w[..wqe.len()];
+        w.copy_from_slice(wqe);
+        for _ in 0..n {
+            let index = sq.head / size;
+            let suppress = signal_every == 0 || (index + 1) % signal_every != 0;
+            w[8] = if suppress { w[8] | 0x80 } else { w[8] & !0x80 };
+            self.put_wqe(sq, w);
+        }
+        if n > 0 {
+            self.ring_sq(sq);
+        }
+        n
+    }
+
+    /// Drains up to `max` CQEs; returns (CQEs, packets they carry: 1, or the coalesced count).
+    pub fn reap(&self, cq: &mut Ring, max: usize) -> (usize, usize) {
+        let (mut cqes, mut pkts) = (0, 0);
+        while cqes < max {
+            let off = self.off(cq.iova) + (cq.ring.slot(cq.head) * 64) as usize;
+            let last = self.mem.load_u32(off + 60, Ordering::Acquire).unwrap_or(0);
+            if cq.ring.classify(cq.head, (last >> 29) as u8) != OwnerState::Valid {
+                break;
+            }
+            let hdr = self.mem.load_u32(off, Ordering::Relaxed).unwrap_or(0);
+            pkts += if ManaCqeHeader(hdr).cqe_type() == CQE_RX_COALESCED_4 {
+                (0..4)
+                    .take_while(|&i| {
+                        self.mem.load_u32(off + 8 + 12 * i, Ordering::Relaxed).unwrap_or(0) & 0xffff
+                            != 0
+                    })
+                    .count()
+            } else {
+                1
+            };
+            cq.head = cq.head.wrapping_add(1);
+            cqes += 1;
+        }
+        (cqes, pkts)
+    }
+}

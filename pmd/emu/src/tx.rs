@@ -83,7 +83,7 @@ fn drain(core: &mut Core, id: u32) -> bool {
             vs.tx_cqes.inc();
             let mut oob = TxCompOob::new(t);
             oob.offsets = TxCompOffsets::ZERO.with_tx_wqe_offset(head / GDMA_WQE_BU_SIZE);
-            post_cqe(core, cq_id, id, &oob.to_cqe_data());
+            post_cqe(core, cq_id, id, cqe_bytes(&oob));
         }
         if out.disable {
             return true;
@@ -92,67 +92,65 @@ fn drain(core: &mut Core, id: u32) -> bool {
     false
 }
 
+/// The 60 client-data bytes of a CQE body type.
+#[inline(always)]
+pub(crate) fn cqe_bytes<T: gdma_defs::IntoBytes + gdma_defs::Immutable>(oob: &T) -> &[u8; 60] {
+    oob.as_bytes().try_into().expect("CQE client data is 60 bytes (asserted in gdma-defs)")
+}
+
 /// Writes a CQE for SQ `sq` on `cq`, signalling the CQ's EQ when it was armed; the hostile mode
 /// may corrupt it.
-pub(crate) fn post_cqe(
-    core: &mut Core,
-    cq_id: u32,
-    wq: u32,
-    data: &[u32; gdma_defs::CQE_DATA_DWORDS],
-) {
-    post_any(core, cq_id, wq, true, data);
+pub(crate) fn post_cqe(core: &mut Core, cq_id: u32, wq: u32, body: &[u8; 60]) {
+    post_any(core, cq_id, wq, true, body);
 }
 
 /// Writes a CQE (SQ or RQ) with the hostile mode applied.
-pub(crate) fn post_any(
-    core: &mut Core,
-    cq_id: u32,
-    wq: u32,
-    is_sq: bool,
-    data: &[u32; gdma_defs::CQE_DATA_DWORDS],
-) {
+pub(crate) fn post_any(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8; 60]) {
     let hostile = core.faults.hostile_per_million;
     let corrupt = hostile != 0 && (core.faults.next_random() % 1_000_000) < hostile as u64;
-    let (mut d, mut info_wq, mut info_sq) = (*data, wq, is_sq);
+    let mut copy;
+    let (mut d, mut info_wq, mut info_sq) = (body, wq, is_sq);
     if corrupt {
         core.shared.stats.device.hostile_corruptions.inc();
         let r = core.faults.next_random();
+        copy = *body;
+        fn set16(b: &mut [u8; 60], at: usize, v: u16) {
+            b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        }
         match r % 6 {
             // A queue id that names nothing of this CQ.
             0 => info_wq = wq ^ (1 + ((r >> 8) as u32 & 0xff_ffff)),
-            // A CQE type from outside the valid set.
-            1 => d[0] = (d[0] & !0x3f) | ((r >> 8) as u32 & 0x0f) | 0x10,
-            // A packet length larger than any buffer.
-            2 => d[2] = (d[2] & !0xffff) | 0xfff0,
-            // Every coalesced slot filled with garbage lengths.
+            // A CQE type from outside the valid set (bits 0..6 of the first byte).
+            1 => copy[0] = (copy[0] & !0x3f) | ((r >> 8) as u8 & 0x0f) | 0x10,
+            // A packet length larger than any buffer (first per-packet entry).
+            2 => set16(&mut copy, 8, 0xfff0),
+            // A coalesced CQE with every slot a garbage length.
             3 => {
-                d[0] = (d[0] & !0x3f) | gdma_defs::CQE_RX_COALESCED_4 as u32;
+                copy[0] = (copy[0] & !0x3f) | gdma_defs::CQE_RX_COALESCED_4;
                 for i in 0..4 {
-                    d[2 + 3 * i] = (r >> (8 * i)) as u32 & 0xffff;
+                    set16(&mut copy, 8 + 12 * i, (r >> (16 * i)) as u16);
                 }
             }
             // The send/receive flag flipped.
             4 => info_sq = !is_sq,
             // Random client data altogether.
             _ => {
-                for (i, w) in d.iter_mut().enumerate() {
-                    *w = r.rotate_left(i as u32 * 7) as u32;
+                for (i, b) in copy.iter_mut().enumerate() {
+                    *b = r.rotate_left(i as u32 * 5) as u8;
                 }
             }
         }
+        d = &copy;
     }
     let Some(cq) = core.obj.cqs.get_mut(cq_id) else { return };
-    let r = cq.post_raw(&d, |owner| gdma_defs::CqeInfo::new(info_wq, info_sq, owner).0);
+    let r = cq.post_bytes(d, |owner| gdma_defs::CqeInfo::new(info_wq, info_sq, owner).0);
     match r {
         Posted::Done { signal: true } => {
             let parent = cq.parent_eq;
             crate::doorbell::signal_eq(core, parent, cq_id);
         }
         Posted::Done { signal: false } => {}
-        Posted::Stalled => {
-            cq.stalls += 1;
-            core.shared.stats.device.cq_stalls.inc();
-        }
+        Posted::Stalled => core.shared.stats.device.cq_stalls.inc(),
     }
 }
 
@@ -160,9 +158,11 @@ pub(crate) fn post_any(
 fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
     let gdma_err = |size: u32| (size, Outcome { cqe: Some(CQE_TX_GDMA_ERR), disable: true });
     let sq = core.obj.sqs.get(id).expect("caller checked");
-    let mut hdr = [0u8; 8];
-    sq.wq.read(0, &mut hdr);
-    let header = WqeHeader(u64::from_le_bytes(hdr));
+    // The first 32 bytes (a whole short-OOB one-SGE WQE, the common case) in one read; a
+    // larger WQE (long OOB, several SGEs) continues into a bigger buffer.
+    let mut small = [0u8; 32];
+    sq.wq.read(0, &mut small);
+    let header = WqeHeader(u64::from_le_bytes(small[..8].try_into().unwrap_or_default()));
     let Some(size) = header.size_bytes() else { return gdma_err(pending) };
     if size > MAX_TX_WQE_SIZE
         || size > pending
@@ -170,12 +170,19 @@ fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
     {
         return gdma_err(pending.min(size.max(GDMA_WQE_BU_SIZE)));
     }
-    let mut buf = [0u8; MAX_TX_WQE_SIZE as usize];
-    sq.wq.read(0, &mut buf[..size as usize]);
-    if core.obj.sqs.get(id).is_some_and(|s| s.inject_error) {
+    let mut big;
+    let bytes: &[u8] = if size <= 32 {
+        &small[..size as usize]
+    } else {
+        big = [0u8; MAX_TX_WQE_SIZE as usize];
+        big[..32].copy_from_slice(&small);
+        sq.wq.read(32, &mut big[32..size as usize]);
+        &big[..size as usize]
+    };
+    if sq.inject_error {
         return gdma_err(size);
     }
-    let Ok(wqe) = WqeRef::parse(&buf[..size as usize], MAX_TX_WQE_SIZE) else {
+    let Ok(wqe) = WqeRef::parse(bytes, MAX_TX_WQE_SIZE) else {
         return gdma_err(size);
     };
     let Ok(oob) = TxOob::from_oob_bytes(wqe.oob()) else { return gdma_err(size) };

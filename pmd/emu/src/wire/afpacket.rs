@@ -8,6 +8,9 @@
 //! device: the kernel is asked not to deliver them (`PACKET_IGNORE_OUTGOING`) and the packet type
 //! of every received frame is checked as well, so the device never loops its own TX back.
 //!
+//! With qdisc bypass, frames the device sends skip the interface's taps: `tcpdump -i IF` on the
+//! same interface does not show them (capture on the peer instead).
+//!
 //! Nothing on the interface is changed except promiscuous mode: offloads (VLAN stripping, GRO)
 //! are the business of the scripts that set up the interfaces (`ethtool -K IF rxvlan off gro
 //! off`); with VLAN stripping on, received frames arrive without their tag.
@@ -270,14 +273,25 @@ mod tests {
             let fb = test_frame(0xb2, 300);
             let mut buf = vec![0u8; 2048];
 
+            // A second socket on va stands for the host's own traffic out of va: the kernel
+            // hands such frames to every packet socket of va (as PACKET_OUTGOING) except the
+            // sender's, and the port must not take them for received frames.
+            // (Without qdisc bypass: bypassed frames skip the taps of other packet sockets.)
+            let mut host = AfPacket::open("va").unwrap();
+            setsockopt(&host.fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &0).unwrap();
+            let fh = test_frame(0xe5, 80);
+
             assert!(a.send(&fa));
             let got = recv_frame(&mut b, &mut buf).expect("frame from va reaches vb");
             assert_eq!(got, fa, "vb receives exactly what va sent");
+            assert!(host.send(&fh));
+            let got = recv_frame(&mut b, &mut buf).expect("host frame reaches vb");
+            assert_eq!(got, fh);
             assert!(b.send(&fb));
-            // va's own frame was looped to its socket (if at all) when it was sent, before fb
-            // existed: the first frame va sees must be fb.
+            // va's outgoing frames were delivered to packet sockets (if at all) when they were
+            // sent, before fb existed: the first frame va's port sees must be fb.
             let got = recv_frame(&mut a, &mut buf).expect("frame from vb reaches va");
-            assert_eq!(got, fb, "va sees vb's frame, not its own");
+            assert_eq!(got, fb, "va sees vb's frame, not an outgoing one");
             assert_eq!(a.recv(&mut buf), None, "nothing else waiting on va");
 
             // An oversized frame is dropped and counted, not truncated; the next one arrives.
@@ -293,7 +307,7 @@ mod tests {
             assert_eq!((ca.frames_out, ca.bytes_out), (3, 100 + 1000 + 64));
             assert_eq!((ca.frames_in, ca.bytes_in), (1, 300));
             assert_eq!((cb.frames_out, cb.bytes_out), (1, 300));
-            assert_eq!((cb.frames_in, cb.bytes_in), (2, 100 + 64));
+            assert_eq!((cb.frames_in, cb.bytes_in), (3, 100 + 80 + 64));
             assert_eq!(cb.drops_oversize, 1, "{cb:?}");
             assert_eq!(ca.drops_out + cb.drops_out + ca.errors_in + cb.errors_in, 0);
         });
