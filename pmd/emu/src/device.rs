@@ -238,8 +238,10 @@ impl Core {
             let shared = self.shared.clone();
             let stats = &shared.stats.device;
             stats.loops.inc();
+            let t0 = pmd_mempool::tsc::rdtsc();
             if self.pass() {
                 stats.busy_loops.inc();
+                stats.busy_cycles.add(pmd_mempool::tsc::rdtsc().wrapping_sub(t0));
                 idle = 0;
             } else {
                 idle = idle.saturating_add(1);

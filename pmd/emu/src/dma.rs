@@ -119,6 +119,8 @@ pub struct IovaSpace {
     /// Index of the mapping the last lookup found: packet buffers come from one or two pools,
     /// so the next lookup usually hits the same one.
     hint: core::cell::Cell<usize>,
+    /// That mapping's IOVA range and window, for the read/write fast path.
+    last: core::cell::Cell<Option<(u64, u64, Window)>>,
 }
 
 /// Why a mapping was refused.
@@ -165,6 +167,7 @@ impl IovaSpace {
         }
         self.maps.insert(at, Arc::new(m));
         self.hint.set(0);
+        self.last.set(None);
         Ok(())
     }
 
@@ -174,6 +177,7 @@ impl IovaSpace {
         match self.maps.binary_search_by_key(&iova, |m| m.iova) {
             Ok(i) => {
                 self.hint.set(0);
+                self.last.set(None);
                 Ok(self.maps.remove(i))
             }
             Err(_) => Err(MapError::NotMapped { iova }),
@@ -183,6 +187,21 @@ impl IovaSpace {
     /// Drops every mapping (a device reset forgets them all).
     pub fn clear(&mut self) {
         self.maps.clear();
+        self.last.set(None);
+    }
+
+    /// The window and offset of `[iova, iova + len)`, through the last mapping used when it
+    /// covers the range.
+    #[inline(always)]
+    fn locate(&self, iova: u64, len: usize) -> Option<(Window, usize)> {
+        if let Some((start, end, w)) = self.last.get() {
+            if iova >= start && iova.checked_add(len as u64).is_some_and(|e| e <= end) {
+                return Some((w, (iova - start) as usize));
+            }
+        }
+        let (m, off) = self.find(iova, len)?;
+        self.last.set(Some((m.iova, m.iova + m.len() as u64, m.win)));
+        Some((m.win, off))
     }
 
     /// Mappings, in address order.
@@ -209,16 +228,16 @@ impl IovaSpace {
     #[inline]
     pub fn read(&self, iova: u64, dst: &mut [u8]) -> Result<(), DmaError> {
         let err = DmaError { iova, len: dst.len() };
-        let (m, off) = self.find(iova, dst.len()).ok_or(err)?;
-        m.win.read(off, dst).then_some(()).ok_or(err)
+        let (w, off) = self.locate(iova, dst.len()).ok_or(err)?;
+        w.read(off, dst).then_some(()).ok_or(err)
     }
 
     /// Copies `src` to IOVA `iova`.
     #[inline]
     pub fn write(&self, iova: u64, src: &[u8]) -> Result<(), DmaError> {
         let err = DmaError { iova, len: src.len() };
-        let (m, off) = self.find(iova, src.len()).ok_or(err)?;
-        m.win.write(off, src).then_some(()).ok_or(err)
+        let (w, off) = self.locate(iova, src.len()).ok_or(err)?;
+        w.write(off, src).then_some(()).ok_or(err)
     }
 }
 
@@ -287,6 +306,14 @@ impl RingMem {
     /// Copies `dst.len()` bytes starting at ring offset `off`, wrapping at the end of the ring.
     #[inline]
     pub fn read(&self, off: u32, dst: &mut [u8]) {
+        // Fast path: a contiguous ring and a range that does not wrap.
+        if let Some(w) = &self.flat {
+            let pos = (off & (self.size - 1)) as usize;
+            if pos + dst.len() <= self.size as usize {
+                w.read(pos, dst);
+                return;
+            }
+        }
         self.each_piece(off, dst.len(), |w, woff, at, n| {
             w.read(woff, &mut dst[at..at + n]);
         });
@@ -295,6 +322,13 @@ impl RingMem {
     /// Copies `src` to ring offset `off`, wrapping at the end of the ring.
     #[inline]
     pub fn write(&self, off: u32, src: &[u8]) {
+        if let Some(w) = &self.flat {
+            let pos = (off & (self.size - 1)) as usize;
+            if pos + src.len() <= self.size as usize {
+                w.write(pos, src);
+                return;
+            }
+        }
         self.each_piece(off, src.len(), |w, woff, at, n| {
             w.write(woff, &src[at..at + n]);
         });

@@ -121,17 +121,35 @@ pub fn rss_input(f: &[u8], l: &Layers, with_ports: bool, out: &mut [u8; 36]) -> 
     n
 }
 
-/// Ones'-complement sum of `data` (big-endian 16-bit words) added to `sum`, not folded.
+/// Ones'-complement sum of `data` (big-endian 16-bit words) added to `sum`; the result is
+/// folded to at most 16 bits (in a `u32`).
+///
+/// Eight bytes at a time: the bytes are summed as little-endian words into a 64-bit accumulator
+/// (2^16 = 1 modulo 0xffff, so 32-bit and 64-bit words fold to the same 16-bit sum), and the
+/// folded result is byte-swapped into network order: a ones'-complement sum of byte-swapped
+/// words is the byte-swapped sum (RFC 1071, "byte order independence").
 #[inline]
-pub fn sum16(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
+pub fn sum16(sum: u32, data: &[u8]) -> u32 {
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Add the two 32-bit halves, so the accumulator cannot overflow for any frame.
+        acc += (w & 0xffff_ffff) + (w >> 32);
     }
-    if let [last] = chunks.remainder() {
-        sum += (*last as u32) << 8;
+    let rest = chunks.remainder();
+    let mut pairs = rest.chunks_exact(2);
+    for p in &mut pairs {
+        acc += u16::from_le_bytes([p[0], p[1]]) as u64;
     }
-    sum
+    if let [last] = pairs.remainder() {
+        acc += *last as u64;
+    }
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    let be = (acc as u16).swap_bytes() as u32;
+    fold(be + sum) as u32
 }
 
 /// Folds a 32-bit ones'-complement sum to 16 bits.

@@ -24,15 +24,19 @@ const BUDGET: usize = 64;
 
 /// Pulls waiting frames from external wires (generator, TAP, AF_PACKET) into the vports.
 pub(crate) fn from_wire(core: &mut Core) -> bool {
-    let Wire::Ports(ports) = &mut core.wire else { return false };
-    let mut ports = std::mem::take(ports);
+    let Wire::Ports(ports) = &core.wire else { return false };
+    let n = ports.len();
     let mut scratch = std::mem::take(&mut core.rx_scratch);
     let mut work = false;
-    for (vport, port) in ports.iter_mut().enumerate() {
+    for vport in 0..n {
+        if !has_room(core, vport as u16) {
+            continue;
+        }
+        // Take the port out while frames are delivered (the delivery needs the whole device);
+        // the placeholder is zero-sized, so this allocates nothing.
+        let Wire::Ports(ports) = &mut core.wire else { break };
+        let mut port = std::mem::replace(&mut ports[vport], Box::new(crate::wire::Unplugged));
         for _ in 0..BUDGET {
-            if !has_room(core, vport as u16) {
-                break;
-            }
             let got = port.recv_with(&mut scratch, &mut |f| {
                 deliver(core, vport as u16, f);
                 true
@@ -41,10 +45,13 @@ pub(crate) fn from_wire(core: &mut Core) -> bool {
                 break;
             }
             work = true;
+            if !has_room(core, vport as u16) {
+                break;
+            }
         }
-    }
-    if let Wire::Ports(p) = &mut core.wire {
-        *p = ports;
+        if let Wire::Ports(ports) = &mut core.wire {
+            ports[vport] = port;
+        }
     }
     core.rx_scratch = scratch;
     work

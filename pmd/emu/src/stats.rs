@@ -86,6 +86,9 @@ counters! {
         loops,
         /// Loop passes that found work.
         busy_loops,
+        /// TSC cycles spent in passes that found work (device cycles per packet = this over
+        /// the packets moved).
+        busy_cycles,
         /// Doorbell values taken.
         doorbells,
         /// Doorbells naming no live queue.

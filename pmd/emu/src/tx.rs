@@ -10,9 +10,9 @@
 //! queue, as hardware does; it accepts nothing more until it is destroyed.
 
 use gdma_defs::{
-    CQE_TX_GDMA_ERR, CQE_TX_INVALID_OOB, CQE_TX_MTU_DROP, CQE_TX_OKAY, CQE_TX_VPORT_DISABLED,
-    GDMA_WQE_BU_SIZE, MAX_TX_WQE_SGL_ENTRIES, MAX_TX_WQE_SIZE, TxCompOffsets, TxCompOob, TxOob,
-    WqeHeader, WqeRef, vsq_frame,
+    CLIENT_OOB_8, CQE_TX_GDMA_ERR, CQE_TX_INVALID_OOB, CQE_TX_MTU_DROP, CQE_TX_OKAY,
+    CQE_TX_VPORT_DISABLED, GDMA_WQE_BU_SIZE, MANA_SHORT_PKT_FMT, MAX_TX_WQE_SGL_ENTRIES,
+    MAX_TX_WQE_SIZE, TxCompOffsets, TxCompOob, TxOob, TxShortOob, WqeHeader, WqeRef, vsq_frame,
 };
 
 use crate::device::{Core, MAX_FRAME};
@@ -182,10 +182,22 @@ fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
     if sq.inject_error {
         return gdma_err(size);
     }
-    let Ok(wqe) = WqeRef::parse(bytes, MAX_TX_WQE_SIZE) else {
-        return gdma_err(size);
-    };
-    let Ok(oob) = TxOob::from_oob_bytes(wqe.oob()) else { return gdma_err(size) };
+    // The common WQE (short OOB, one SGE: 32 bytes) is decoded in place; anything else goes
+    // through the general parser.
+    let (oob, sgl): (TxOob, &[u8]) =
+        if header.inline_client_oob_size() == CLIENT_OOB_8 && header.num_sgl_entries() == 1 {
+            let short = TxShortOob(u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default()));
+            if short.pkt_fmt() != MANA_SHORT_PKT_FMT {
+                return gdma_err(size);
+            }
+            (TxOob { short, ..TxOob::default() }, &bytes[16..32])
+        } else {
+            let Ok(wqe) = WqeRef::parse(bytes, MAX_TX_WQE_SIZE) else {
+                return gdma_err(size);
+            };
+            let Ok(oob) = TxOob::from_oob_bytes(wqe.oob()) else { return gdma_err(size) };
+            (oob, wqe.sgl_bytes())
+        };
     let sq = core.obj.sqs.get(id).expect("caller checked");
     let vport = sq.vport;
     let cq_id = sq.wq.cq;
@@ -201,15 +213,18 @@ fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
         return (size, Outcome { cqe: Some(CQE_TX_INVALID_OOB), disable: false });
     }
 
-    // Gather into the device's frame buffer, leaving room for a VLAN tag.
+    // Gather into the device's frame buffer, leaving room for a VLAN tag. SGEs are 16-byte
+    // records after the OOB: address, memory key, size.
     let mkey = core.obj.gpa_mkey;
     let mut len = 0usize;
-    for sge in wqe.sges() {
-        let n = sge.size as usize;
-        if sge.mem_key != mkey || len + n > MAX_FRAME - VLAN_HLEN {
+    for sge in sgl.chunks_exact(16) {
+        let address = u64::from_le_bytes(sge[..8].try_into().unwrap_or_default());
+        let key = u32::from_le_bytes([sge[8], sge[9], sge[10], sge[11]]);
+        let n = u32::from_le_bytes([sge[12], sge[13], sge[14], sge[15]]) as usize;
+        if key != mkey || len + n > MAX_FRAME - VLAN_HLEN {
             return gdma_err(size);
         }
-        if core.space.read(sge.address, &mut core.frame[len..len + n]).is_err() {
+        if core.space.read(address, &mut core.frame[len..len + n]).is_err() {
             core.shared.stats.device.dma_errors.inc();
             return gdma_err(size);
         }

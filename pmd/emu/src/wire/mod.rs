@@ -39,6 +39,19 @@ pub trait Port: Send {
     }
 }
 
+/// A port that is not there (a stand-in while the real one is borrowed).
+pub struct Unplugged;
+
+impl Port for Unplugged {
+    fn send(&mut self, _frame: &[u8]) -> bool {
+        false
+    }
+
+    fn recv(&mut self, _buf: &mut [u8]) -> Option<usize> {
+        None
+    }
+}
+
 /// The wire of a device.
 pub enum Wire {
     /// Vports cabled in pairs inside the device.
