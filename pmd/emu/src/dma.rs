@@ -199,6 +199,13 @@ impl IovaSpace {
                 return Some((w, (iova - start) as usize));
             }
         }
+        self.locate_slow(iova, len)
+    }
+
+    /// [`locate`](Self::locate) past the last-used mapping: searches, and remembers the result.
+    #[cold]
+    #[inline(never)]
+    fn locate_slow(&self, iova: u64, len: usize) -> Option<(Window, usize)> {
         let (m, off) = self.find(iova, len)?;
         self.last.set(Some((m.iova, m.iova + m.len() as u64, m.win)));
         Some((m.win, off))
@@ -304,7 +311,7 @@ impl RingMem {
     }
 
     /// Copies `dst.len()` bytes starting at ring offset `off`, wrapping at the end of the ring.
-    #[inline]
+    #[inline(always)]
     pub fn read(&self, off: u32, dst: &mut [u8]) {
         // Fast path: a contiguous ring and a range that does not wrap.
         if let Some(w) = &self.flat {
@@ -314,13 +321,20 @@ impl RingMem {
                 return;
             }
         }
+        self.read_pieces(off, dst);
+    }
+
+    /// [`read`](Self::read) of a range that wraps or spans pages.
+    #[cold]
+    #[inline(never)]
+    fn read_pieces(&self, off: u32, dst: &mut [u8]) {
         self.each_piece(off, dst.len(), |w, woff, at, n| {
             w.read(woff, &mut dst[at..at + n]);
         });
     }
 
     /// Copies `src` to ring offset `off`, wrapping at the end of the ring.
-    #[inline]
+    #[inline(always)]
     pub fn write(&self, off: u32, src: &[u8]) {
         if let Some(w) = &self.flat {
             let pos = (off & (self.size - 1)) as usize;
@@ -329,9 +343,26 @@ impl RingMem {
                 return;
             }
         }
+        self.write_pieces(off, src);
+    }
+
+    /// [`write`](Self::write) of a range that wraps or spans pages.
+    #[cold]
+    #[inline(never)]
+    fn write_pieces(&self, off: u32, src: &[u8]) {
         self.each_piece(off, src.len(), |w, woff, at, n| {
             w.write(woff, &src[at..at + n]);
         });
+    }
+
+    /// Prefetch hint for the cache line at ring offset `off`.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, off: u32) {
+        let off = (off & (self.size - 1)) as usize;
+        match &self.flat {
+            Some(w) => w.prefetch(off),
+            None => self.pages[off / PAGE].prefetch(off % PAGE),
+        }
     }
 
     /// Atomic 32-bit store at ring offset `off` (4-aligned; owner words of CQEs/EQEs).

@@ -121,51 +121,71 @@ pub fn rss_input(f: &[u8], l: &Layers, with_ports: bool, out: &mut [u8; 36]) -> 
     n
 }
 
-/// Ones'-complement sum of `data` (big-endian 16-bit words) added to `sum`; the result is
-/// folded to at most 16 bits (in a `u32`).
+/// Ones'-complement sum of `data` as little-endian 64-bit words (a zero-padded tail), with
+/// end-around carry, added to `acc`.
 ///
-/// Eight bytes at a time: the bytes are summed as little-endian words into a 64-bit accumulator
-/// (2^16 = 1 modulo 0xffff, so 32-bit and 64-bit words fold to the same 16-bit sum), and the
-/// folded result is byte-swapped into network order: a ones'-complement sum of byte-swapped
-/// words is the byte-swapped sum (RFC 1071, "byte order independence").
-#[inline]
-pub fn sum16(sum: u32, data: &[u8]) -> u32 {
-    let mut acc: u64 = 0;
+/// 2^16 = 1 modulo 0xffff, so 64-bit words fold to the same 16-bit sum as 16-bit ones; and a
+/// ones'-complement sum of byte-swapped words is the byte-swapped sum (RFC 1071, "byte order
+/// independence"), so [`finish`] turns the result into the network-order sum. `data` must start
+/// at an even offset of what is being checksummed (every caller's pieces do).
+#[inline(always)]
+fn raw_sum(mut acc: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Add the two 32-bit halves, so the accumulator cannot overflow for any frame.
-        acc += (w & 0xffff_ffff) + (w >> 32);
+        let (s, carry) = acc.overflowing_add(w);
+        acc = s + carry as u64;
     }
+    // The tail (under 8 bytes) as 4-, 2- and 1-byte pieces at their little-endian positions in
+    // a zero-padded word; the pieces' sum is below 2^56, so adding it to `acc` needs one carry.
     let rest = chunks.remainder();
-    let mut pairs = rest.chunks_exact(2);
-    for p in &mut pairs {
-        acc += u16::from_le_bytes([p[0], p[1]]) as u64;
+    let mut tail = 0u64;
+    let mut at = 0;
+    if rest.len() >= 4 {
+        tail = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as u64;
+        at = 4;
     }
-    if let [last] = pairs.remainder() {
-        acc += *last as u64;
+    if rest.len() - at >= 2 {
+        tail |= (u16::from_le_bytes([rest[at], rest[at + 1]]) as u64) << (8 * at);
+        at += 2;
     }
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
+    if rest.len() > at {
+        tail |= (rest[at] as u64) << (8 * at);
     }
-    let be = (acc as u16).swap_bytes() as u32;
-    fold(be + sum) as u32
+    let (s, carry) = acc.overflowing_add(tail);
+    s + carry as u64
+}
+
+/// Folds a [`raw_sum`] to the 16-bit ones'-complement sum in network order.
+#[inline(always)]
+fn finish(acc: u64) -> u16 {
+    // 64 -> 33 -> 32 bits, then 32 -> 17 -> 16: each step keeps the value modulo 0xffff.
+    let a = (acc & 0xffff_ffff) + (acc >> 32);
+    let a = (a & 0xffff_ffff) + (a >> 32);
+    let b = (a & 0xffff) + (a >> 16);
+    let b = (b & 0xffff) + (b >> 16);
+    (b as u16).swap_bytes()
+}
+
+/// Ones'-complement sum of `data` (big-endian 16-bit words) added to `sum`; the result is
+/// folded to 16 bits (in a `u32`).
+#[inline]
+pub fn sum16(sum: u32, data: &[u8]) -> u32 {
+    fold(finish(raw_sum(0, data)) as u32 + sum) as u32
 }
 
 /// Folds a 32-bit ones'-complement sum to 16 bits.
 #[inline]
-pub fn fold(mut sum: u32) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+pub fn fold(sum: u32) -> u16 {
+    let s = (sum & 0xffff) + (sum >> 16);
+    ((s & 0xffff) + (s >> 16)) as u16
 }
 
 /// The IPv4 header checksum of the header at `l3` (the checksum field itself is included; a
 /// correct header sums to 0xffff).
 pub fn ipv4_header_sum(f: &[u8], l3: usize) -> u16 {
     let ihl = (f[l3] & 0xf) as usize * 4;
-    fold(sum16(0, &f[l3..l3 + ihl]))
+    finish(raw_sum(0, &f[l3..l3 + ihl]))
 }
 
 /// The L4 length of a parsed IP packet (from the IP header, clamped to the frame).
@@ -195,7 +215,14 @@ pub fn l4_checksum_ok(f: &[u8], l: &Layers) -> bool {
     if l.proto == IPPROTO_UDP && l.ip == 4 && be16(f, l4_csum_off(l)) == 0 {
         return true;
     }
-    fold(sum16(pseudo_sum(f, l, len), &f[l.l4..l.l4 + len])) == 0xffff
+    // One accumulator over the pseudo-header addresses and the L4 bytes; protocol and length
+    // (network-order words) join it byte-swapped, as the raw sum is little-endian.
+    let addrs = match l.ip {
+        4 => &f[l.l3 + 12..l.l3 + 20],
+        _ => &f[l.l3 + 8..l.l3 + 40],
+    };
+    let words = ((l.proto as u16).swap_bytes() as u64) + ((len as u16).swap_bytes() as u64);
+    finish(raw_sum(raw_sum(words, addrs), &f[l.l4..l.l4 + len])) == 0xffff
 }
 
 /// TX: computes the IPv4 header checksum in place.
@@ -324,6 +351,40 @@ pub(crate) mod tests {
                 if payload > 0 {
                     assert!(!l4_checksum_ok(&bad, &parse(&bad)));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_word_at_a_time_sum_matches_rfc1071_for_every_length_and_carry_pattern() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..300 {
+            for fill in [None, Some(0xffu8), Some(0x00), Some(0x80)] {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        fill.unwrap_or(x as u8)
+                    })
+                    .collect();
+                let want = {
+                    let mut sum = 0u64;
+                    for c in data.chunks(2) {
+                        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u64;
+                    }
+                    while sum >> 16 != 0 {
+                        sum = (sum & 0xffff) + (sum >> 16);
+                    }
+                    sum as u32
+                };
+                let got = sum16(0, &data);
+                // 0x0000 and 0xffff are the same ones'-complement value (only all-zero data
+                // has the sum +0 in RFC 1071's arithmetic).
+                assert!(
+                    got == want || (got ^ want == 0xffff && (got == 0 || want == 0)),
+                    "len {len} fill {fill:?}: {got:#x} vs {want:#x}"
+                );
             }
         }
     }

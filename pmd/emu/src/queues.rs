@@ -17,6 +17,10 @@ use gdma_defs::{
 
 use crate::dma::RingMem;
 
+/// How far ahead of the head (bytes) the data paths prefetch WQEs: four cache lines, eight
+/// one-SGE WQEs, so a line the driver wrote on another core is on its way before it is read.
+pub(crate) const WQE_PREFETCH_AHEAD: u32 = 256;
+
 /// What happened to an entry the device tried to post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Posted {
@@ -283,6 +287,15 @@ impl Wq {
     #[inline]
     pub fn read(&self, off: u32, dst: &mut [u8]) {
         self.mem.read(self.head.wrapping_add(off), dst);
+    }
+
+    /// Prefetch hint for the WQE bytes `ahead` bytes past the head (only where the driver has
+    /// already posted: the hint must not pull in a line the driver is still writing).
+    #[inline(always)]
+    pub fn prefetch_ahead(&self, ahead: u32) {
+        if ahead < self.pending() {
+            self.mem.prefetch(self.head.wrapping_add(ahead));
+        }
     }
 
     /// Consumes `bytes` (a whole WQE).

@@ -130,6 +130,7 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
     // common case) in one read.
     let mut small = [0u8; 32];
     rq.wq.read(0, &mut small);
+    rq.wq.prefetch_ahead(crate::queues::WQE_PREFETCH_AHEAD);
     let header = WqeHeader(u64::from_le_bytes(small[..8].try_into().unwrap_or_default()));
     let size = header.size_bytes().unwrap_or(0);
     let nsge = header.num_sgl_entries() as u32;

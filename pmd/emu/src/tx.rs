@@ -162,6 +162,7 @@ fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
     // larger WQE (long OOB, several SGEs) continues into a bigger buffer.
     let mut small = [0u8; 32];
     sq.wq.read(0, &mut small);
+    sq.wq.prefetch_ahead(crate::queues::WQE_PREFETCH_AHEAD);
     let header = WqeHeader(u64::from_le_bytes(small[..8].try_into().unwrap_or_default()));
     let Some(size) = header.size_bytes() else { return gdma_err(pending) };
     if size > MAX_TX_WQE_SIZE
