@@ -69,7 +69,7 @@ fn main() {
     let mut d = TestDriver::new(&dev, 64 << 20);
     d.establish().unwrap_or_else(|e| fail(e));
     d.register().unwrap_or_else(|e| fail(e));
-    let (v0, _) = d.vport(0).unwrap_or_else(|e| fail(e));
+    let (v0, mac0) = d.vport(0).unwrap_or_else(|e| fail(e));
     let (v1, mac1) = d.vport(1).unwrap_or_else(|e| fail(e));
     let (rx_vport, rx_index, tx) =
         if wire == WireSpec::Pair { (v1, 1, true) } else { (v0, 0, false) };
@@ -94,7 +94,8 @@ fn main() {
     if let Some(sq) = sq.as_mut() {
         let mut frame = vec![0u8; args.size as usize];
         frame[..6].copy_from_slice(&mac1);
-        frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        // The sending vport's own MAC: the device enforces source MACs, as Azure does.
+        frame[6..12].copy_from_slice(&mac0);
         frame[12..14].copy_from_slice(&[0x88, 0xb5]);
         let spec = TxOobSpec {
             cq_id: sq.cq.id,

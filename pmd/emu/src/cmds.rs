@@ -147,7 +147,12 @@ fn test_eqe(core: &mut Core, r: GdmaGenerateTestEventReq) -> Option<Answer> {
         Some(h) if r.queue_index == HWC_EQ_ID => &mut h.eq,
         _ => core.obj.eqs.get_mut(r.queue_index)?,
     };
-    eq.post(gdma_defs::GDMA_EQE_TEST_EVENT, [0; 3]);
+    crate::doorbell::post_eqe(
+        &core.shared.stats.device,
+        eq,
+        gdma_defs::GDMA_EQE_TEST_EVENT,
+        [0; 3],
+    );
     Some(empty())
 }
 
@@ -410,7 +415,11 @@ fn destroy_wq_obj(core: &mut Core, r: ManaDestroyWqObjReq) -> Option<Answer> {
         }
         _ => {
             core.obj.rqs.remove(o.wq_id);
-            // Steering that still names it drops frames (counted) until it is reconfigured.
+            // Steering that still names it drops frames (counted) until it is reconfigured,
+            // even if a new queue later gets the same id.
+            for v in core.obj.vports.iter_mut() {
+                v.forget_rq(o.wq_id);
+            }
         }
     }
     core.obj.cqs.remove(o.cq_id);
@@ -430,6 +439,9 @@ fn fence_rq(core: &mut Core, r: ManaFenceRqReq) -> Option<Answer> {
     Some(empty())
 }
 
+/// Longest RSS indirection table accepted (what Linux allows with a variable-size table).
+const MAX_INDIRECTION_ENTRIES: usize = 512;
+
 fn config_vport_rx(core: &mut Core, req: &RequestRef<'_>) -> Option<Answer> {
     let c = ConfigVportRx::decode(req).ok()?;
     let vi = vport_by_handle(core, c.req.vport)?;
@@ -443,6 +455,12 @@ fn config_vport_rx(core: &mut Core, req: &RequestRef<'_>) -> Option<Answer> {
     } else {
         None
     };
+    // Tables are a power of two long (the hash's low bits index them), at most 512 entries.
+    if c.req.update_indir_tab != 0
+        && (!c.table.len().is_power_of_two() || c.table.len() > MAX_INDIRECTION_ENTRIES)
+    {
+        return None;
+    }
     let table = if c.req.update_indir_tab != 0 {
         Some(c.table.iter().map(|&h| rq_of(core, h)).collect::<Option<Vec<u32>>>()?)
     } else {
@@ -482,6 +500,7 @@ fn query_gf_stat(core: &Core, r: ManaQueryGfStatReq) -> Answer {
         hc_rx_ucast_pkts: sum(|v| v.rx_packets.get()),
         hc_rx_ucast_bytes: sum(|v| v.rx_bytes.get()),
         tx_err_mtu_violation: sum(|v| v.tx_drops_mtu.get()),
+        tx_err_sa_enforcement: sum(|v| v.tx_drops_sa.get()),
         hc_tx_bytes: sum(|v| v.tx_bytes.get()),
         hc_tx_ucast_pkts: sum(|v| v.tx_packets.get()),
         hc_tx_ucast_bytes: sum(|v| v.tx_bytes.get()),

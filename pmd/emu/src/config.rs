@@ -127,6 +127,10 @@ pub struct DeviceConfig {
     pub max_nap: Duration,
     /// CPU to pin the device thread to.
     pub cpu: Option<usize>,
+    /// Source-MAC enforcement, as Azure does: a frame whose source MAC is not its vport's is
+    /// dropped with CQE_TX_SA_DROP. Off lets forwarders that keep the sender's MAC (testpmd's
+    /// io mode) run over the emulation, which real MANA would not allow.
+    pub source_mac_check: bool,
 }
 
 impl DeviceConfig {
@@ -146,6 +150,7 @@ impl DeviceConfig {
             spin_passes: 20_000,
             max_nap: Duration::from_millis(1),
             cpu: None,
+            source_mac_check: true,
         }
     }
 

@@ -3,7 +3,8 @@
 use gdma_defs::{Doorbell, GDMA_EQE_COMPLETION};
 
 use crate::device::Core;
-use crate::queues::Posted;
+use crate::queues::{Eq, Posted};
+use crate::stats::DeviceStats;
 
 /// Dispatches doorbell value `v` taken from register `slot` of some page.
 pub(crate) fn dispatch(core: &mut Core, slot: u32, v: u64) {
@@ -47,7 +48,7 @@ pub(crate) fn dispatch(core: &mut Core, slot: u32, v: u64) {
             if let Some(h) = core.hwc.as_mut().filter(|h| h.cq.id == id) {
                 if h.cq.doorbell(index, arm) {
                     let cq = h.cq.id;
-                    h.eq.post(GDMA_EQE_COMPLETION, [cq, 0, 0]);
+                    post_eqe(stats, &mut h.eq, GDMA_EQE_COMPLETION, [cq, 0, 0]);
                 }
             } else if let Some(cq) = core.obj.cqs.get_mut(id) {
                 if cq.doorbell(index, arm) {
@@ -82,9 +83,15 @@ pub(crate) fn signal_eq(core: &mut Core, eq: Option<u32>, cq: u32) {
     let Some(eq) = eq.and_then(|e| core.obj.eqs.get_mut(e)) else {
         return;
     };
-    match eq.post(GDMA_EQE_COMPLETION, [cq, 0, 0]) {
-        Posted::Done { signal: true } => core.shared.stats.device.interrupts.inc(),
+    post_eqe(&core.shared.stats.device, eq, GDMA_EQE_COMPLETION, [cq, 0, 0]);
+}
+
+/// Posts an EQE on any EQ (HWC or data path): an interrupt is counted when the EQ was armed, a
+/// stall when its consumer stopped ringing the doorbell.
+pub(crate) fn post_eqe(stats: &DeviceStats, eq: &mut Eq, event_type: u8, data: [u32; 3]) {
+    match eq.post(event_type, data) {
+        Posted::Done { signal: true } => stats.interrupts.inc(),
         Posted::Done { signal: false } => {}
-        Posted::Stalled => core.shared.stats.device.cq_stalls.inc(),
+        Posted::Stalled | Posted::Held => stats.cq_stalls.inc(),
     }
 }

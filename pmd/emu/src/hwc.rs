@@ -22,6 +22,7 @@ use gdma_defs::{
 
 use crate::device::{Core, Down};
 use crate::dma::{PAGE, RingMem};
+use crate::doorbell::post_eqe;
 use crate::queues::{Cq, Eq, Posted, Wq};
 
 /// HWC queue ids.
@@ -86,7 +87,8 @@ fn establish(core: &mut Core, e: EstablishHwc) -> Result<(), DecodeError> {
     let sq = Wq::new(HWC_SQ_ID, HWC_CQ_ID, ring(e.sq_pfn)?, 0).ok_or(bad("sq"))?;
     let mut h = Hwc { eq, cq, sq, rq, not_before: None };
     let eq_db = HwcInitEqIdDb::ZERO.with_eq_id(HWC_EQ_ID as u16).with_doorbell(0);
-    h.eq.post(GDMA_EQE_HWC_INIT_EQ_ID_DB, [eq_db.0, 0, 0]);
+    let stats = &core.shared.stats.device;
+    post_eqe(stats, &mut h.eq, GDMA_EQE_HWC_INIT_EQ_ID_DB, [eq_db.0, 0, 0]);
     let obj = &core.obj;
     for (ty, value) in [
         (HWC_INIT_DATA_CQID, HWC_CQ_ID),
@@ -100,9 +102,9 @@ fn establish(core: &mut Core, e: EstablishHwc) -> Result<(), DecodeError> {
         (HWC_INIT_DATA_GPA_MKEY, obj.gpa_mkey),
     ] {
         let d = HwcInitTypeData::ZERO.with_ty(ty).with_value(value);
-        h.eq.post(GDMA_EQE_HWC_INIT_DATA, [d.0, 0, 0]);
+        post_eqe(stats, &mut h.eq, GDMA_EQE_HWC_INIT_DATA, [d.0, 0, 0]);
     }
-    h.eq.post(GDMA_EQE_HWC_INIT_DONE, [0; 3]);
+    post_eqe(stats, &mut h.eq, GDMA_EQE_HWC_INIT_DONE, [0; 3]);
     core.hwc = Some(h);
     Ok(())
 }
@@ -197,7 +199,7 @@ pub(crate) fn service(core: &mut Core) -> bool {
     let oob = HwcRxOob::response(rq_offset, resp_len as u32);
     sig |= h.cq.post(&oob.to_cqe_data(), HWC_RQ_ID, false) == (Posted::Done { signal: true });
     if sig {
-        h.eq.post(GDMA_EQE_COMPLETION, [HWC_CQ_ID, 0, 0]);
+        post_eqe(&core.shared.stats.device, &mut h.eq, GDMA_EQE_COMPLETION, [HWC_CQ_ID, 0, 0]);
     }
     true
 }
@@ -217,11 +219,17 @@ fn error_response(out: &mut [u8]) -> usize {
     b.len()
 }
 
-/// Posts EQE 135 on the HWC EQ and starts the reset: the channel goes silent and every object
-/// is forgotten once the down time has passed.
+/// Posts EQE 135 on the HWC EQ and starts the reset: the channel goes silent, the register page
+/// reads all ones (so a driver that probes too early sees that the device is not back, and an
+/// ESTABLISH_HWC it writes then is lost), and every object is forgotten once the down time has
+/// passed, when the register map comes back.
 pub(crate) fn request_reset(core: &mut Core, data: u32) {
+    // Poisoned first: the EQE's Release store of its owner bits then orders the poison before
+    // the event, so a driver that has read the event sees the register page all ones.
+    core.shared.bar.poison();
     if let Some(h) = core.hwc.as_mut() {
-        h.eq.post(gdma_defs::GDMA_EQE_HWC_RESET_REQUEST, [data, 0, 0]);
+        let stats = &core.shared.stats.device;
+        post_eqe(stats, &mut h.eq, gdma_defs::GDMA_EQE_HWC_RESET_REQUEST, [data, 0, 0]);
     }
     core.down = Down::ResetRequested(Instant::now() + core.shared.cfg.reset_down_time);
 }

@@ -16,6 +16,9 @@ pub const FIRST_QUEUE_ID: u32 = 24;
 /// Largest queue id (24 bits).
 pub const MAX_QUEUE_ID: u32 = (1 << 24) - 1;
 
+/// A queue id no queue has (below [`FIRST_QUEUE_ID`]): what steering holds for a destroyed RQ.
+pub const NO_QUEUE: u32 = 0;
+
 /// Objects addressed by queue ids from [`FIRST_QUEUE_ID`], reusing freed ids.
 #[derive(Debug)]
 pub struct IdTable<T> {
@@ -217,12 +220,13 @@ impl std::fmt::Debug for Vport {
 }
 
 impl Vport {
-    /// A vport in its power-on state.
-    pub fn new(index: u16, mac: [u8; 6]) -> Self {
+    /// A vport in its power-on state; its handle depends on `epoch`, so a handle kept from
+    /// before a reset is refused after it.
+    pub fn new(index: u16, mac: [u8; 6], epoch: u32) -> Self {
         Vport {
             index,
             mac,
-            handle: 0x1000_0000 + index as u64,
+            handle: 0x1000_0000 + ((epoch as u64) << 32) + index as u64,
             tx_configured: false,
             tx_offset: 0,
             rx_enabled: false,
@@ -232,6 +236,17 @@ impl Vport {
             toeplitz: Toeplitz::new(&MANA_DEFAULT_RSS_KEY),
             table: Vec::new(),
             default_rq: None,
+        }
+    }
+
+    /// Steering stops naming RQ `id` (destroyed): table entries become [`NO_QUEUE`], which no
+    /// queue ever has, so frames hashed there are dropped.
+    pub fn forget_rq(&mut self, id: u32) {
+        for e in self.table.iter_mut().filter(|e| **e == id) {
+            *e = NO_QUEUE;
+        }
+        if self.default_rq == Some(id) {
+            self.default_rq = None;
         }
     }
 
@@ -290,7 +305,8 @@ impl Objects {
         Objects {
             registered: false,
             pdid: 0x10 + epoch,
-            gpa_mkey: 0x5a5a_0000 ^ epoch.wrapping_mul(0x9e37),
+            // 24 bits: the HWC gets it through an INIT_DATA value (bits 0..24).
+            gpa_mkey: (0x5a_5a00 ^ epoch.wrapping_mul(0x9e37)) & 0xff_ffff | 1,
             db_id: 0,
             db_pages,
             active_pages: vec![0],
@@ -302,7 +318,7 @@ impl Objects {
             rqs: IdTable::default(),
             wq_objs: HashMap::new(),
             next_wq_obj: 0x2000_0000 + ((epoch as u64) << 32),
-            vports: macs.iter().enumerate().map(|(i, m)| Vport::new(i as u16, *m)).collect(),
+            vports: macs.iter().enumerate().map(|(i, m)| Vport::new(i as u16, *m, epoch)).collect(),
             tx_ready: Vec::new(),
             rx_pending: Vec::new(),
         }

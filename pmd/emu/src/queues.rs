@@ -10,9 +10,11 @@
 //! rest of the entry.
 
 use core::sync::atomic::Ordering;
+use std::collections::VecDeque;
 
 use gdma_defs::{
-    ArmOutcome, CQE_DATA_DWORDS, CqeInfo, EqeInfo, GDMA_CQE_SIZE, GDMA_EQE_SIZE, OwnerRing, WqRing,
+    ArmOutcome, CQE_DATA_DWORDS, CqeInfo, EqeInfo, GDMA_CQE_SIZE, GDMA_EQE_SIZE, GDMA_OWNER_MASK,
+    OwnerRing, WqRing,
 };
 
 use crate::dma::RingMem;
@@ -30,7 +32,11 @@ pub enum Posted {
         signal: bool,
     },
     /// Not written: the consumer has not rung the doorbell for too many laps (§10.2 pitfall 1).
+    /// EQEs in that state are lost.
     Stalled,
+    /// A CQE not written yet for the same reason: the CQ holds it and writes it, in order, at
+    /// the doorbell that makes room.
+    Held,
 }
 
 /// Shared producer logic of CQs and EQs.
@@ -49,7 +55,7 @@ struct Producer {
 }
 
 impl Producer {
-    fn new(mem: RingMem, entry: u32, lap_limit: u32) -> Option<Self> {
+    fn new(mem: RingMem, entry: u32, lap_limit: u32, armed: bool) -> Option<Self> {
         let ring = OwnerRing::new(mem.size() / entry)?;
         let n = ring.initial_index();
         Some(Producer {
@@ -58,7 +64,7 @@ impl Producer {
             entry,
             tail: n,
             db_index: ring.doorbell_index(n),
-            armed: false,
+            armed,
             lap_limit,
         })
     }
@@ -70,10 +76,17 @@ impl Producer {
     }
 
     /// Writes `body` (all but the last dword) and then the last dword built by `last(owner)`.
+    #[inline(always)]
     fn post(&mut self, body: &[u8], last: impl FnOnce(u8) -> u32) -> Posted {
         if self.stalled() {
             return Posted::Stalled;
         }
+        self.write(body, last)
+    }
+
+    /// [`post`](Self::post) without the lap-limit check (the caller made it).
+    #[inline(always)]
+    fn write(&mut self, body: &[u8], last: impl FnOnce(u8) -> u32) -> Posted {
         let off = self.ring.slot(self.tail) * self.entry;
         self.mem.write(off, body);
         let owner = self.ring.owner_for_tail(self.tail);
@@ -86,21 +99,41 @@ impl Producer {
 
     /// A doorbell: the consumer index, and whether it asks to be armed. True when the queue must
     /// signal at once (entries beyond the index exist).
+    /// An arming doorbell whose index runs ahead of the device is rejected whole, index included
+    /// (§10.2 pitfall 2).
     fn doorbell(&mut self, index: u32, arm: bool) -> bool {
-        self.db_index = index;
         if !arm {
+            self.db_index = index;
             return false;
         }
         match self.ring.arm_outcome(self.tail, index) {
             ArmOutcome::Armed => {
+                self.db_index = index;
                 self.armed = true;
                 false
             }
-            ArmOutcome::FireNow => true,
+            ArmOutcome::FireNow => {
+                self.db_index = index;
+                true
+            }
             ArmOutcome::Rejected => false,
         }
     }
 }
+
+/// A CQE that could not be written yet (the consumer is at the lap limit): written, in order,
+/// once a doorbell makes room.
+#[derive(Debug, Clone, Copy)]
+struct HeldCqe {
+    body: [u8; 60],
+    wq: u32,
+    is_sq: bool,
+    owner_skew: u8,
+}
+
+/// Most CQEs a CQ holds back. Producers stop consuming WQEs while anything is held, so only a
+/// few completions (a coalesced run, then an error) are ever in flight here; the cap is a guard.
+const MAX_HELD_CQES: usize = 64;
 
 /// A completion queue.
 #[derive(Debug)]
@@ -110,14 +143,25 @@ pub struct Cq {
     /// EQ that gets a COMPLETION EQE when an armed CQ receives an entry.
     pub parent_eq: Option<u32>,
     p: Producer,
-    /// CQEs refused because the consumer stopped ringing the doorbell.
+    /// CQEs held back because the consumer stopped ringing the doorbell (counted once each).
     pub stalls: u64,
+    /// CQEs due but held for room, oldest first. Empty (and unallocated) in normal running.
+    held: VecDeque<HeldCqe>,
+    /// CQEs dropped because more than [`MAX_HELD_CQES`] were held (never in a correct device).
+    pub held_overflow: u64,
 }
 
 impl Cq {
     /// A CQ over `mem` (its size a power of two of at least 64 CQEs... any power of two count).
     pub fn new(id: u32, mem: RingMem, parent_eq: Option<u32>, lap_limit: u32) -> Option<Self> {
-        Some(Cq { id, parent_eq, p: Producer::new(mem, GDMA_CQE_SIZE, lap_limit)?, stalls: 0 })
+        Some(Cq {
+            id,
+            parent_eq,
+            p: Producer::new(mem, GDMA_CQE_SIZE, lap_limit, false)?,
+            stalls: 0,
+            held: VecDeque::new(),
+            held_overflow: 0,
+        })
     }
 
     /// Entries in the ring.
@@ -125,9 +169,11 @@ impl Cq {
         self.p.ring.entries()
     }
 
-    /// Whether a post would be refused now.
+    /// Whether a new CQE would be held now (the consumer is at the lap limit, or older CQEs
+    /// are waiting): producers consume no more WQEs until a doorbell.
+    #[inline]
     pub fn stalled(&self) -> bool {
-        self.p.stalled()
+        !self.held.is_empty() || self.p.stalled()
     }
 
     /// Posts a CQE: 60 bytes of client data, then the info dword (`wq_num`, `is_sq`, owner).
@@ -136,40 +182,66 @@ impl Cq {
         for (chunk, d) in body.chunks_exact_mut(4).zip(data) {
             chunk.copy_from_slice(&d.to_le_bytes());
         }
-        let r = self.p.post(&body, |owner| CqeInfo::new(wq_num, is_sq, owner).0);
-        if r == Posted::Stalled {
-            self.stalls += 1;
-        }
-        r
+        self.post_bytes(&body, wq_num, is_sq)
     }
 
-    /// Posts a CQE from its 60 bytes of client data, with the info dword built by `info(owner)`
-    /// (what the data path uses: no conversion of the body).
-    #[inline]
-    pub fn post_bytes(&mut self, body: &[u8; 60], info: impl FnOnce(u8) -> u32) -> Posted {
-        let r = self.p.post(body, info);
-        if r == Posted::Stalled {
-            self.stalls += 1;
+    /// Posts a CQE from its 60 bytes of client data (what the data path uses: no conversion of
+    /// the body); the info dword carries `wq_num`, `is_sq` and the owner count. At the lap limit
+    /// the CQE is held, and written by the doorbell that makes room.
+    #[inline(always)]
+    pub fn post_bytes(&mut self, body: &[u8; 60], wq_num: u32, is_sq: bool) -> Posted {
+        if self.stalled() {
+            return self.hold(HeldCqe { body: *body, wq: wq_num, is_sq, owner_skew: 0 });
         }
-        r
+        self.p.write(body, |owner| CqeInfo::new(wq_num, is_sq, owner).0)
     }
 
-    /// Posts a CQE whose info dword is given whole (the hostile mode corrupts it).
-    pub fn post_raw(
+    /// [`post_bytes`](Self::post_bytes) with the owner count advanced by `owner_skew` (mod 8):
+    /// the hostile mode's wrong owner bits.
+    pub fn post_skewed(
         &mut self,
-        data: &[u32; CQE_DATA_DWORDS],
-        info: impl FnOnce(u8) -> u32,
+        body: &[u8; 60],
+        wq_num: u32,
+        is_sq: bool,
+        owner_skew: u8,
     ) -> Posted {
-        let mut body = [0u8; 60];
-        for (chunk, d) in body.chunks_exact_mut(4).zip(data) {
-            chunk.copy_from_slice(&d.to_le_bytes());
+        if self.stalled() {
+            return self.hold(HeldCqe { body: *body, wq: wq_num, is_sq, owner_skew });
         }
-        self.p.post(&body, info)
+        self.p.write(body, |owner| {
+            CqeInfo::new(wq_num, is_sq, owner.wrapping_add(owner_skew) & GDMA_OWNER_MASK as u8).0
+        })
     }
 
-    /// A CQ doorbell; true when the CQ must signal its EQ at once.
+    /// Holds a CQE that cannot be written now.
+    #[cold]
+    #[inline(never)]
+    fn hold(&mut self, cqe: HeldCqe) -> Posted {
+        self.stalls += 1;
+        if self.held.len() >= MAX_HELD_CQES {
+            self.held_overflow += 1;
+        } else {
+            self.held.push_back(cqe);
+        }
+        Posted::Held
+    }
+
+    /// A CQ doorbell; true when the CQ must signal its EQ at once (an arm behind the device, or
+    /// held CQEs written into an armed queue).
     pub fn doorbell(&mut self, index: u32, arm: bool) -> bool {
-        self.p.doorbell(index, arm)
+        let mut fire = self.p.doorbell(index, arm);
+        while let Some(h) = self.held.front().copied() {
+            if self.p.stalled() {
+                break;
+            }
+            self.held.pop_front();
+            let r = self.p.write(&h.body, |owner| {
+                let owner = owner.wrapping_add(h.owner_skew) & GDMA_OWNER_MASK as u8;
+                CqeInfo::new(h.wq, h.is_sq, owner).0
+            });
+            fire |= r == (Posted::Done { signal: true });
+        }
+        fire
     }
 
     /// Free-running count of CQEs posted (starts at the entry count).
@@ -193,7 +265,14 @@ pub struct Eq {
 impl Eq {
     /// An EQ over `mem`.
     pub fn new(id: u32, mem: RingMem, lap_limit: u32) -> Option<Self> {
-        Some(Eq { id, p: Producer::new(mem, GDMA_EQE_SIZE, lap_limit)?, interrupts: 0, stalls: 0 })
+        // An EQ starts armed (§11 of the spec: its first event raises the interrupt a driver that
+        // waits for the HWC's INIT events relies on); a CQ starts unarmed, and drivers arm it.
+        Some(Eq {
+            id,
+            p: Producer::new(mem, GDMA_EQE_SIZE, lap_limit, true)?,
+            interrupts: 0,
+            stalls: 0,
+        })
     }
 
     /// Posts an EQE of `event_type` with 12 bytes of data.
@@ -205,7 +284,7 @@ impl Eq {
         let r = self.p.post(&body, |owner| EqeInfo::new(event_type, owner).0);
         match r {
             Posted::Done { signal: true } => self.interrupts += 1,
-            Posted::Stalled => self.stalls += 1,
+            Posted::Stalled | Posted::Held => self.stalls += 1,
             Posted::Done { signal: false } => {}
         }
         r
@@ -352,10 +431,15 @@ mod tests {
             assert_eq!(ring.classify(head, owner[0] >> 5), OwnerState::Valid);
             head += 1;
         }
-        // Two laps without a doorbell: the next post stalls.
-        assert_eq!(cq.post(&data, 0x12, true), Posted::Stalled);
-        assert_eq!(cq.stalls, 1);
+        // Two laps without a doorbell: the next post is held, and so is the one after it.
+        assert_eq!(cq.post(&data, 0x12, true), Posted::Held);
+        assert_eq!(cq.post(&data, 0x12, true), Posted::Held);
+        assert!(cq.stalled());
+        assert_eq!(cq.stalls, 2);
+        // The doorbell makes room: both are written, in order, before anything new.
         cq.doorbell(ring.doorbell_index(head), false);
+        assert!(!cq.stalled());
+        assert_eq!(cq.tail(), ring.initial_index() + 130);
         assert_eq!(cq.post(&data, 0x12, true), Posted::Done { signal: false });
         // First-lap info dword of the spec's example: SQ 0x12, 64-entry CQ.
         let mut info = [0u8; 4];

@@ -11,7 +11,7 @@
 use gdma_defs::{
     CQE_RX_COALESCED_4, CQE_RX_OBJECT_FENCE, CQE_RX_OKAY, CQE_RX_TRUNCATED,
     MANA_HASH_DEFAULT_TYPES, MAX_RX_WQE_SGL_ENTRIES, MAX_RX_WQE_SIZE, ManaCqeHeader, RssL4,
-    RxCompFlags, RxCompOob, RxPerPktInfo, WqeHeader, ndis_hash_type,
+    RxCompFlags, RxCompOob, RxPerPktInfo, WqeHeader, align_bu, ndis_hash_type,
 };
 
 use crate::device::Core;
@@ -111,7 +111,10 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
         return;
     };
     let coalescing = v.coalescing;
-    let Some(rq) = core.obj.rqs.get_mut(rq_id) else {
+    // A queue of another vport (steering left naming an id that was destroyed and reused) or a
+    // queue the device disabled after an error takes nothing.
+    let Some(rq) = core.obj.rqs.get_mut(rq_id).filter(|r| r.vport == vport && !r.wq.disabled)
+    else {
         stats.rx_drops_disabled.inc();
         return;
     };
@@ -132,8 +135,14 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
     rq.wq.read(0, &mut small);
     rq.wq.prefetch_ahead(crate::queues::WQE_PREFETCH_AHEAD);
     let header = WqeHeader(u64::from_le_bytes(small[..8].try_into().unwrap_or_default()));
-    let size = header.size_bytes().unwrap_or(0);
+    // The SGL follows the header and the inline OOB: 8 or 24 bytes (a 32-byte OOB would run
+    // past the first 32 bytes: a corrupt WQE, as is an unknown size code).
     let nsge = header.num_sgl_entries() as u32;
+    let (size, sgl_at) = match header.inline_client_oob_size() {
+        gdma_defs::CLIENT_OOB_8 => (align_bu(16 + 16 * nsge), 16),
+        gdma_defs::CLIENT_OOB_24 => (align_bu(32 + 16 * nsge), 32),
+        _ => (0, 0),
+    };
     let wqe_offset = rq.wq.head();
     if size == 0
         || size > MAX_RX_WQE_SIZE
@@ -141,10 +150,11 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
         || nsge == 0
         || nsge > MAX_RX_WQE_SGL_ENTRIES
     {
-        // A corrupt RQ WQE: consume what was announced and report a truncation (the packet is
-        // lost; the driver's ring stays aligned only if it posted sane WQEs).
+        // A corrupt RQ WQE: consume what was announced, report an error completion and disable
+        // the queue (the packet is lost; nothing after a corrupt WQE can be trusted).
         let n = rq.wq.pending();
         rq.wq.advance(n);
+        rq.wq.disabled = true;
         core.shared.stats.device.dma_errors.inc();
         complete_error(core, rq_id, cq_id, wqe_offset);
         return;
@@ -159,7 +169,8 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
         &big
     };
     rq.wq.advance(size);
-    let sgl = &wqe[16..16 + nsge as usize * 16];
+    // Inside the WQE: `size` covers the SGL.
+    let sgl = &wqe[sgl_at..sgl_at + nsge as usize * 16];
     let capacity: u64 =
         sgl.chunks_exact(16).map(|c| u32::from_le_bytes([c[12], c[13], c[14], c[15]]) as u64).sum();
     if f.len() as u64 > capacity {
@@ -178,7 +189,12 @@ pub(crate) fn deliver(core: &mut Core, vport: u16, frame_in: &[u8]) {
         let key = u32::from_le_bytes([c[8], c[9], c[10], c[11]]);
         let n = (u32::from_le_bytes([c[12], c[13], c[14], c[15]]) as usize).min(f.len() - at);
         if key != mkey || core.space.write(addr, &f[at..at + n]).is_err() {
+            // A buffer the device may not write: an error completion, and the queue is disabled
+            // (as a DMA fault on a send queue disables it).
             core.shared.stats.device.dma_errors.inc();
+            if let Some(rq) = core.obj.rqs.get_mut(rq_id) {
+                rq.wq.disabled = true;
+            }
             complete_error(core, rq_id, cq_id, wqe_offset);
             return;
         }

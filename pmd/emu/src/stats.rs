@@ -74,6 +74,8 @@ counters! {
         tx_cqes,
         /// TX frames dropped for MTU.
         tx_drops_mtu,
+        /// TX frames dropped by source-MAC enforcement (CQE_TX_SA_DROP).
+        tx_drops_sa,
         /// Frames the wire refused (TAP/AF_PACKET send failures, or gen's sink).
         wire_tx_drops,
     }

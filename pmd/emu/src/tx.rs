@@ -10,9 +10,10 @@
 //! queue, as hardware does; it accepts nothing more until it is destroyed.
 
 use gdma_defs::{
-    CLIENT_OOB_8, CQE_TX_GDMA_ERR, CQE_TX_INVALID_OOB, CQE_TX_MTU_DROP, CQE_TX_OKAY,
-    CQE_TX_VPORT_DISABLED, GDMA_WQE_BU_SIZE, MANA_SHORT_PKT_FMT, MAX_TX_WQE_SGL_ENTRIES,
-    MAX_TX_WQE_SIZE, TxCompOffsets, TxCompOob, TxOob, TxShortOob, WqeHeader, WqeRef, vsq_frame,
+    CLIENT_OOB_8, CLIENT_OOB_32, CQE_TX_GDMA_ERR, CQE_TX_INVALID_OOB, CQE_TX_MTU_DROP, CQE_TX_OKAY,
+    CQE_TX_SA_DROP, CQE_TX_VPORT_DISABLED, GDMA_WQE_BU_SIZE, MANA_SHORT_PKT_FMT,
+    MAX_TX_WQE_SGL_ENTRIES, MAX_TX_WQE_SIZE, TxCompOffsets, TxCompOob, TxOob, TxShortOob,
+    WqeHeader, WqeRef, vsq_frame,
 };
 
 use crate::device::{Core, MAX_FRAME};
@@ -105,53 +106,72 @@ pub(crate) fn post_cqe(core: &mut Core, cq_id: u32, wq: u32, body: &[u8; 60]) {
 }
 
 /// Writes a CQE (SQ or RQ) with the hostile mode applied.
+#[inline]
 pub(crate) fn post_any(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8; 60]) {
     let hostile = core.faults.hostile_per_million;
-    let corrupt = hostile != 0 && (core.faults.next_random() % 1_000_000) < hostile as u64;
-    let mut copy;
-    let (mut d, mut info_wq, mut info_sq) = (body, wq, is_sq);
-    if corrupt {
-        core.shared.stats.device.hostile_corruptions.inc();
-        let r = core.faults.next_random();
-        copy = *body;
-        fn set16(b: &mut [u8; 60], at: usize, v: u16) {
-            b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-        }
-        match r % 6 {
-            // A queue id that names nothing of this CQ.
-            0 => info_wq = wq ^ (1 + ((r >> 8) as u32 & 0xff_ffff)),
-            // A CQE type from outside the valid set (bits 0..6 of the first byte).
-            1 => copy[0] = (copy[0] & !0x3f) | ((r >> 8) as u8 & 0x0f) | 0x10,
-            // A packet length larger than any buffer (first per-packet entry).
-            2 => set16(&mut copy, 8, 0xfff0),
-            // A coalesced CQE with every slot a garbage length.
-            3 => {
-                copy[0] = (copy[0] & !0x3f) | gdma_defs::CQE_RX_COALESCED_4;
-                for i in 0..4 {
-                    set16(&mut copy, 8 + 12 * i, (r >> (16 * i)) as u16);
-                }
-            }
-            // The send/receive flag flipped.
-            4 => info_sq = !is_sq,
-            // Random client data altogether.
-            _ => {
-                for (i, b) in copy.iter_mut().enumerate() {
-                    *b = r.rotate_left(i as u32 * 5) as u8;
-                }
-            }
-        }
-        d = &copy;
+    if hostile != 0 && (core.faults.next_random() % 1_000_000) < hostile as u64 {
+        post_corrupted(core, cq_id, wq, is_sq, body);
+        return;
     }
     let Some(cq) = core.obj.cqs.get_mut(cq_id) else { return };
-    let r = cq.post_bytes(d, |owner| gdma_defs::CqeInfo::new(info_wq, info_sq, owner).0);
+    let r = cq.post_bytes(body, wq, is_sq);
+    posted(core, cq_id, r);
+}
+
+/// What follows a CQE post: the EQ signal of an armed CQ, or a stall counted.
+#[inline]
+fn posted(core: &mut Core, cq_id: u32, r: Posted) {
     match r {
         Posted::Done { signal: true } => {
-            let parent = cq.parent_eq;
+            let parent = core.obj.cqs.get(cq_id).and_then(|c| c.parent_eq);
             crate::doorbell::signal_eq(core, parent, cq_id);
         }
         Posted::Done { signal: false } => {}
-        Posted::Stalled => core.shared.stats.device.cq_stalls.inc(),
+        Posted::Held | Posted::Stalled => core.shared.stats.device.cq_stalls.inc(),
     }
+}
+
+/// The hostile mode: writes the CQE with one kind of corruption, chosen at random.
+#[cold]
+#[inline(never)]
+fn post_corrupted(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8; 60]) {
+    core.shared.stats.device.hostile_corruptions.inc();
+    let r = core.faults.next_random();
+    let mut copy = *body;
+    let (mut info_wq, mut info_sq, mut owner_skew) = (wq, is_sq, 0u8);
+    fn set16(b: &mut [u8; 60], at: usize, v: u16) {
+        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    match r % 7 {
+        // A queue id that names nothing of this CQ.
+        0 => info_wq = wq ^ (1 + ((r >> 8) as u32 & 0xff_ffff)),
+        // A CQE type from outside the valid set (bits 0..6 of the first byte).
+        1 => copy[0] = (copy[0] & !0x3f) | ((r >> 8) as u8 & 0x0f) | 0x10,
+        // A packet length larger than any buffer (first per-packet entry).
+        2 => set16(&mut copy, 8, 0xfff0),
+        // A coalesced CQE with every slot a garbage length.
+        3 => {
+            copy[0] = (copy[0] & !0x3f) | gdma_defs::CQE_RX_COALESCED_4;
+            for i in 0..4 {
+                set16(&mut copy, 8 + 12 * i, (r >> (16 * i)) as u16);
+            }
+        }
+        // The send/receive flag flipped.
+        4 => info_sq = !is_sq,
+        // Owner bits of neither this lap nor the last (2..=6 laps ahead: what an overflowed CQ
+        // looks like; never 7 ahead, the previous lap's count, which would read as "not yet
+        // written" and wedge the consumer).
+        5 => owner_skew = 2 + ((r >> 8) % 5) as u8,
+        // Random client data altogether.
+        _ => {
+            for (i, b) in copy.iter_mut().enumerate() {
+                *b = r.rotate_left(i as u32 * 5) as u8;
+            }
+        }
+    }
+    let Some(cq) = core.obj.cqs.get_mut(cq_id) else { return };
+    let r = cq.post_skewed(&copy, info_wq, info_sq, owner_skew);
+    posted(core, cq_id, r);
 }
 
 /// Reads, checks, gathers and sends one WQE; returns its size in bytes and what to report.
@@ -165,7 +185,10 @@ fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
     sq.wq.prefetch_ahead(crate::queues::WQE_PREFETCH_AHEAD);
     let header = WqeHeader(u64::from_le_bytes(small[..8].try_into().unwrap_or_default()));
     let Some(size) = header.size_bytes() else { return gdma_err(pending) };
+    // Header and inline OOB must fit the first 32 bytes (a 32-byte OOB does not: OVMM's HWC-only
+    // form, never valid on an Ethernet queue).
     if size > MAX_TX_WQE_SIZE
+        || header.inline_client_oob_size() == CLIENT_OOB_32
         || size > pending
         || header.num_sgl_entries() as u32 > MAX_TX_WQE_SGL_ENTRIES
     {
@@ -263,6 +286,12 @@ fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
         max += VLAN_HLEN;
     }
     let vs = &core.shared.stats.vports[vport as usize];
+    // A frame too short to carry a source MAC has none that could match.
+    if core.shared.cfg.source_mac_check && (len < 12 || !source_is(&core.frame, v_mac(core, vport)))
+    {
+        vs.tx_drops_sa.inc();
+        return (size, Outcome { cqe: Some(CQE_TX_SA_DROP), disable: false });
+    }
     if len > max {
         vs.tx_drops_mtu.inc();
         return (size, Outcome { cqe: Some(CQE_TX_MTU_DROP), disable: false });
@@ -271,6 +300,22 @@ fn one_wqe(core: &mut Core, id: u32, pending: u32) -> (u32, Outcome) {
     vs.tx_bytes.add(len as u64);
     send(core, vport, len);
     (size, Outcome { cqe: report(CQE_TX_OKAY), disable: false })
+}
+
+/// Whether the source MAC of frame `f` (at least 12 bytes) is `mac` (two word compares, not a
+/// call to `bcmp`).
+#[inline(always)]
+fn source_is(f: &[u8], mac: [u8; 6]) -> bool {
+    let (Some(a), Some(b)) = (f.get(6..10), f.get(10..12)) else { return false };
+    u32::from_ne_bytes([a[0], a[1], a[2], a[3]])
+        == u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
+        && u16::from_ne_bytes([b[0], b[1]]) == u16::from_ne_bytes([mac[4], mac[5]])
+}
+
+/// The MAC of `vport`.
+#[inline]
+fn v_mac(core: &Core, vport: u16) -> [u8; 6] {
+    core.obj.vports[vport as usize].mac
 }
 
 /// Puts the frame in the device buffer (`len` bytes) on the wire of `vport`.

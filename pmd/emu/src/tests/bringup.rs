@@ -29,7 +29,7 @@ fn a_frame_crosses_a_pair() {
     let mut d = TestDriver::new(&dev, 16 << 20);
     d.establish().unwrap();
     d.register().unwrap();
-    let (v0, _) = d.vport(0).unwrap();
+    let (v0, mac0) = d.vport(0).unwrap();
     let (v1, mac1) = d.vport(1).unwrap();
     let mut sq = d.create_wq(v0, GdmaQueueType::Sq, 4096, 4096, None).unwrap();
     let mut rq = d.create_wq(v1, GdmaQueueType::Rq, 4096, 4096, None).unwrap();
@@ -38,6 +38,7 @@ fn a_frame_crosses_a_pair() {
     d.ring_rq(&rq.wq);
     let mut frame = vec![0u8; 60];
     frame[..6].copy_from_slice(&mac1);
+    frame[6..12].copy_from_slice(&mac0);
     frame[12..14].copy_from_slice(&[0x88, 0xb5]);
     frame[20] = 0x42;
     let spec =

@@ -120,27 +120,48 @@ fn rx_wqes_scatter_over_several_sges() {
 
 #[test]
 fn corrupt_rx_wqes_give_an_error_completion() {
-    let (mut r, mut sq, mut rq) = rig();
+    let (mut r, mut sq, _) = rig();
     let key = r.d.gpa_mkey;
     let buf = r.d.alloc(2048, 64).unwrap();
     let mac = r.p[1].mac;
-    let cases: [(Vec<u8>, &str); 3] = [
+    let cases: [(Vec<u8>, &str); 4] = [
         (rx_wqe_sgl(&[Sge::new(buf, key, 16); 16]), "16 SGEs (272 bytes)"),
         (wqe_bytes(WqeHeader::new(0, InlineOobSize::Small), &[0; 8], &[]), "no SGE"),
         (rx_wqe_sgl(&[Sge::new(buf, key ^ 1, 2048)]), "another memory key"),
+        (
+            wqe_bytes(
+                WqeHeader::new(1, InlineOobSize::Oob32),
+                &[0; 32],
+                &[Sge::new(buf, key, 2048)],
+            ),
+            "a 32-byte OOB",
+        ),
     ];
     for (i, (w, why)) in cases.iter().enumerate() {
+        // A fresh RQ per case: the error disables the queue.
+        let mut rq = r.rq(1);
+        r.d.config_rx(r.p[1].handle, &[rq.handle], None, false).unwrap();
         let pos = rq.wq.head;
         r.d.put_wqe(&mut rq.wq, w);
+        let good = r.d.post_rx(&mut rq.wq, 2048).unwrap();
         r.d.ring_rq(&rq.wq);
         send_ok(&mut r, &mut sq, &raw_frame(mac, 64, i as u8));
         let oob = rx_oob(&next(&r.d, &mut rq.cq));
         assert_eq!((oob.cqe_hdr.cqe_type(), oob.rx_wqe_offset), (CQE_RX_TRUNCATED, pos), "{why}");
         assert_eq!(read(&r.d, buf, 64), [0; 64], "{why}");
+        // Disabled: the good WQE behind it takes nothing; the frame is counted as dropped.
+        let drops = r.dev.stats().vports[1].rx_drops_disabled.get();
+        send_ok(&mut r, &mut sq, &raw_frame(mac, 64, 0x40 + i as u8));
+        r.settle();
+        assert_eq!(drain(&r.d, &mut rq.cq), [], "{why}");
+        assert_eq!(read(&r.d, good, 64), [0; 64], "{why}");
+        assert_eq!(r.dev.stats().vports[1].rx_drops_disabled.get(), drops + 1, "{why}");
     }
-    assert_eq!(r.dev.stats().device.dma_errors.get(), 3);
+    assert_eq!(r.dev.stats().device.dma_errors.get(), 4);
     assert_eq!(r.dev.stats().vports[1].rx_packets.get(), 0);
-    // A good WQE after them receives.
+    // A new RQ receives.
+    let mut rq = r.rq(1);
+    r.d.config_rx(r.p[1].handle, &[rq.handle], None, false).unwrap();
     let good = r.d.post_rx(&mut rq.wq, 2048).unwrap();
     r.d.ring_rq(&rq.wq);
     let f = raw_frame(mac, 64, 9);
@@ -171,16 +192,19 @@ fn fence_rq_completes_without_consuming_a_wqe() {
 #[test]
 fn a_bad_rx_buffer_address_is_an_error_completion_not_a_crash() {
     let (mut r, mut sq, mut rq) = rig();
-    let key = r.d.gpa_mkey;
     let mem_end = r.d.memory().iova_base() + MEM as u64;
-    post_rx_at(&r.d, &mut rq.wq, 0x10, 2048);
-    r.d.put_wqe(&mut rq.wq, &rx_wqe_sgl(&[Sge::new(mem_end - 32, key, 2048)]));
-    r.d.ring_rq(&rq.wq);
     let mac = r.p[1].mac;
-    for (i, pos) in [0, 32].into_iter().enumerate() {
+    // Outside memory, then (on a new RQ: the first error disables the queue) running off its end.
+    for (i, addr) in [0x10, mem_end - 32].into_iter().enumerate() {
+        if i > 0 {
+            rq = r.rq(1);
+            r.d.config_rx(r.p[1].handle, &[rq.handle], None, false).unwrap();
+        }
+        post_rx_at(&r.d, &mut rq.wq, addr, 2048);
+        r.d.ring_rq(&rq.wq);
         send_ok(&mut r, &mut sq, &raw_frame(mac, 64, i as u8));
         let oob = rx_oob(&next(&r.d, &mut rq.cq));
-        assert_eq!((oob.cqe_hdr.cqe_type(), oob.rx_wqe_offset), (CQE_RX_TRUNCATED, pos));
+        assert_eq!((oob.cqe_hdr.cqe_type(), oob.rx_wqe_offset), (CQE_RX_TRUNCATED, 0));
         assert_eq!(r.dev.stats().device.dma_errors.get(), i as u64 + 1);
     }
     assert_eq!(r.dev.stats().vports[1].rx_packets.get(), 0);
@@ -190,7 +214,7 @@ fn a_bad_rx_buffer_address_is_an_error_completion_not_a_crash() {
     let bufs = r.fill(&mut back, 1, 2048);
     let mut sq1 = r.sq(1);
     let spec = r.spec(&sq1, 1);
-    let f = raw_frame(r.p[0].mac, 64, 7);
+    let f = from_vport(raw_frame(r.p[0].mac, 64, 7), r.p[1].mac);
     r.send(&mut sq1, &f, &spec);
     assert_eq!(cqe_type(&next(&r.d, &mut sq1.cq)), CQE_TX_OKAY);
     assert_eq!(rx_oob(&next(&r.d, &mut back.cq)).cqe_hdr.cqe_type(), CQE_RX_OKAY);
@@ -198,7 +222,6 @@ fn a_bad_rx_buffer_address_is_an_error_completion_not_a_crash() {
 }
 
 #[test]
-#[ignore = "device bug: rx.rs deliver() completes a bad-address RQ WQE with an error CQE but never disables the RQ (DESIGN: 'the WQE completes with an error CQE and the queue is disabled')"]
 fn a_bad_rx_buffer_address_disables_the_rq() {
     let (mut r, mut sq, mut rq) = rig();
     post_rx_at(&r.d, &mut rq.wq, 0x10, 2048);
@@ -216,7 +239,6 @@ fn a_bad_rx_buffer_address_disables_the_rq() {
 }
 
 #[test]
-#[ignore = "device bug: rx.rs deliver() reads the RQ WQE's SGL at byte 16 whatever the inline OOB size, so with a 24-byte OOB it DMAs to an address taken from the OOB bytes"]
 fn rx_wqe_sgl_follows_the_inline_oob_size() {
     let (mut r, mut sq, mut rq) = rig();
     let key = r.d.gpa_mkey;
@@ -256,7 +278,6 @@ fn frames_to_a_vport_that_does_not_receive_are_dropped() {
 }
 
 #[test]
-#[ignore = "device bug: cmds.rs destroy_wq_obj leaves the vport's steering naming the RQ id; rx.rs looks ids up globally, so once the id is reused by an RQ of another vport, frames go into that vport's queue instead of being dropped"]
 fn steering_to_a_destroyed_rq_drops_even_after_its_id_is_reused() {
     let (mut r, mut sq, rq) = rig();
     let destroy = ManaDestroyWqObjReq { wq_type: GDMA_RQ, reserved: 0, wq_obj_handle: rq.handle };

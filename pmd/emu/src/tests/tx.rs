@@ -71,7 +71,7 @@ fn corrupt_wqes_complete_with_gdma_err_and_disable_the_sq() {
     let key = r.d.gpa_mkey;
     let sge = Sge::new(buf, key, 64);
     type Make = fn(&TxOob, Sge) -> (Vec<u8>, u32);
-    let cases: [(Make, &str); 6] = [
+    let cases: [(Make, &str); 7] = [
         (|o, _| (wqe_bytes(WqeHeader::new(0, o.size()), &oob_bytes(o), &[]), 0), "no SGE"),
         (|o, s| (tx_wqe(o, &[Sge { size: 2, ..s }; 31]), 0), "31 SGEs"),
         (|o, s| (tx_wqe(o, &[Sge { size: 2, ..s }; 32]), 0), "32 SGEs (528 bytes)"),
@@ -81,6 +81,16 @@ fn corrupt_wqes_complete_with_gdma_err_and_disable_the_sq() {
                 (wqe_bytes(h, &oob_bytes(o), &[s]), 0)
             },
             "OOB size code 3",
+        ),
+        (
+            |o, s| {
+                // A 32-byte OOB: header and OOB run past the first 32 bytes (§11 checklist).
+                let h = WqeHeader::new(1, InlineOobSize::Oob32);
+                let mut oob = oob_bytes(o);
+                oob.resize(32, 0);
+                (wqe_bytes(h, &oob, &[s]), 0)
+            },
+            "OOB size code 7 (32 bytes)",
         ),
         (|o, s| (tx_wqe(o, &[Sge { mem_key: s.mem_key ^ 1, ..s }]), 0), "another memory key"),
         (|o, s| (tx_wqe(o, &[s; 5]), 32), "a 96-byte WQE of which the doorbell announced 32 bytes"),
@@ -121,7 +131,7 @@ fn corrupt_wqes_complete_with_gdma_err_and_disable_the_sq() {
             &[],
         )
         .unwrap();
-    assert_eq!(g.tx_err_gdma, 6);
+    assert_eq!(g.tx_err_gdma, 7);
 }
 
 #[test]
@@ -226,6 +236,57 @@ fn the_mtu_is_enforced_with_mtu_drop() {
 }
 
 #[test]
+fn source_mac_enforcement_drops_other_macs_with_sa_drop() {
+    let (mut r, mut rq, bufs) = rig_with_rx(4);
+    let mut sq = r.sq(0);
+    let spec = r.spec(&sq, 0);
+    let mac = r.p[1].mac;
+    let spoofed = from_vport(raw_frame(mac, 64, 1), [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01]);
+    let peer_mac = from_vport(raw_frame(mac, 64, 2), r.p[1].mac);
+    let mut runt = mac.to_vec();
+    runt.extend_from_slice(&[0x00, 0x15, 0x5d, 0x00]);
+    let good = raw_frame(mac, 64, 3);
+    for (f, want, why) in [
+        (&spoofed, CQE_TX_SA_DROP, "a foreign source MAC"),
+        (&peer_mac, CQE_TX_SA_DROP, "the other vport's MAC"),
+        (&runt, CQE_TX_SA_DROP, "a 10-byte frame (no whole source MAC)"),
+        (&good, CQE_TX_OKAY, "the vport's own MAC"),
+    ] {
+        let pos = r.send(&mut sq, f, &spec);
+        let c = next(&r.d, &mut sq.cq);
+        assert_eq!((cqe_type(&c), tx_pos(&c)), (want, pos), "{why}");
+    }
+    // Only the good frame arrived; the drops are counted, and GF_STAT reports them.
+    expect_rx(&r, &mut rq, bufs[0], &good);
+    r.settle();
+    assert_eq!(drain(&r.d, &mut rq.cq), []);
+    let v = &r.dev.stats().vports[0];
+    assert_eq!((v.tx_drops_sa.get(), v.tx_packets.get()), (3, 1));
+    let g: ManaQueryGfStatResp =
+        r.d.ok(
+            "GF_STAT",
+            TestDriver::MANA,
+            &ManaQueryGfStatReq { req_stats: STATISTICS_FLAGS_ALL },
+            &[],
+        )
+        .unwrap();
+    assert_eq!(g.tx_err_sa_enforcement, 3);
+
+    // With enforcement off, the same foreign frame goes through.
+    let mut cfg = config(2);
+    cfg.source_mac_check = false;
+    let mut r = Rig::with(cfg);
+    let mut rq = r.rq(1);
+    r.d.config_rx(r.p[1].handle, &[rq.handle], None, false).unwrap();
+    let bufs = r.fill(&mut rq, 1, 2048);
+    let mut sq = r.sq(0);
+    let spec = r.spec(&sq, 0);
+    r.send(&mut sq, &spoofed, &spec);
+    assert_eq!(cqe_type(&next(&r.d, &mut sq.cq)), CQE_TX_OKAY);
+    expect_rx(&r, &mut rq, bufs[0], &spoofed);
+}
+
+#[test]
 fn suppressed_successes_have_no_cqe_but_errors_always_do() {
     let (mut r, mut rq, bufs) = rig_with_rx(8);
     let mut sq = r.sq(0);
@@ -309,7 +370,7 @@ fn the_vport_offset_may_sit_in_either_long_form_field() {
     let mut sq = r.sq(1);
     let spec = r.spec(&sq, 1);
     assert_eq!(spec.vport_offset, 1);
-    let f = raw_frame(r.p[0].mac, 64, 0);
+    let f = from_vport(raw_frame(r.p[0].mac, 64, 0), r.p[1].mac);
     // Short form, long form with the offset in short_vp_offset (LNX), long form with it only in
     // long_vp_offset (OVMM): all accepted; a long_vp_offset naming another vport is not.
     let lnx = TxOob::encode(&TxOobSpec { force_long: true, ..spec }).unwrap();
@@ -351,7 +412,7 @@ fn vports_are_cabled_two_by_two() {
             vport_offset: p[v].tx_offset,
             ..Default::default()
         };
-        let f = raw_frame(p[v ^ 1].mac, 64 + v, v as u8);
+        let f = from_vport(raw_frame(p[v ^ 1].mac, 64 + v, v as u8), p[v].mac);
         r.send(&mut sq, &f, &spec);
         assert_eq!(cqe_type(&next(&r.d, &mut sq.cq)), CQE_TX_OKAY);
         r.settle();

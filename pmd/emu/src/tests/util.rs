@@ -518,8 +518,9 @@ impl RawHwc {
 // Frames and an independent checksum
 // ---------------------------------------------------------------------------------------------
 
-/// Source MAC of test frames.
-pub(crate) const SRC_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
+/// Source MAC of test frames: vport 0's (the default configuration's `mac(0)`), which most tests
+/// send from; frames sent from another vport take its MAC with [`from_vport`].
+pub(crate) const SRC_MAC: [u8; 6] = [0x00, 0x15, 0x5d, 0x00, 0x00, 0x10];
 /// IP protocol numbers.
 pub(crate) const TCP: u8 = 6;
 /// UDP.
@@ -733,6 +734,12 @@ pub(crate) fn raw_frame(dst: [u8; 6], len: usize, seed: u8) -> Vec<u8> {
     f[..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&SRC_MAC);
     f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    f
+}
+
+/// `f` with the source MAC `mac` (a frame sent from the vport that has it).
+pub(crate) fn from_vport(mut f: Vec<u8>, mac: [u8; 6]) -> Vec<u8> {
+    f[6..12].copy_from_slice(&mac);
     f
 }
 
