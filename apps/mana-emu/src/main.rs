@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! mana-emu --socket PATH --vports N --wire pair|gen[:size=N,flows=N]|tap:IF0,IF1|afpacket:IF0,IF1 [--queues N]
+//!          [--allow-any-source-mac]
 //! mana-emu ctl --socket PATH stats
 //! mana-emu ctl --socket PATH inject KIND [ARGS...]
 //! mana-emu ctl --socket PATH present
@@ -47,6 +48,11 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     queues: u32,
+    /// Turn off source-MAC enforcement (on by default, as in Azure: a frame whose source MAC is
+    /// not its vport's is dropped with CQE_TX_SA_DROP). For forwarders that keep the sender's
+    /// MAC, such as testpmd's io mode.
+    #[arg(long)]
+    allow_any_source_mac: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,7 +87,9 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Some(Cmd::Ctl { socket, op }) => ctl(socket, op),
         None => match (cli.socket, cli.vports, cli.wire) {
-            (Some(socket), Some(vports), Some(wire)) => daemon(socket, vports, wire, cli.queues),
+            (Some(socket), Some(vports), Some(wire)) => {
+                daemon(socket, vports, wire, cli.queues, !cli.allow_any_source_mac)
+            }
             // clap requires all three without a subcommand.
             _ => Err("--socket, --vports and --wire are required".to_owned()),
         },
@@ -95,7 +103,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn daemon(socket: PathBuf, vports: u16, wire: WireSpec, queues: u32) -> Result<(), String> {
+fn daemon(
+    socket: PathBuf,
+    vports: u16,
+    wire: WireSpec,
+    queues: u32,
+    source_mac_check: bool,
+) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal sets `stop`; a second one, with `stop` already set, exits at once.
@@ -105,6 +119,7 @@ fn daemon(socket: PathBuf, vports: u16, wire: WireSpec, queues: u32) -> Result<(
     }
     let mut cfg = DeviceConfig::new(vports, wire);
     cfg.max_queues = queues;
+    cfg.source_mac_check = source_mac_check;
     let described = format!("{} vports, {} queues each, wire {:?}", vports, queues, cfg.wire);
     let device = Arc::new(Device::start(cfg).map_err(|e| format!("cannot start the device: {e}"))?);
     let mut server = Server::bind(device, &socket).map_err(|e| e.to_string())?;
