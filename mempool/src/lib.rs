@@ -7,16 +7,19 @@
 //!   is back (the leak check every later test uses).
 //! - [`mbuf`]: the packet buffer, a DPDK-like two-cache-line header in front of its data, with
 //!   chains, refcounts and indirect clones; one pointer wide, freed to its pool exactly once.
+//! - [`shm`]: raw, bounds-checked windows onto memory shared with another agent (a device, a
+//!   process): copies and atomics, never references.
 //! - [`lcore`]: the per-thread lcore ids that index the caches; [`tsc`]: the cycle counter.
 //!
 //! Unsafe code lives in `segment` (mapping), `pool` (cache slots, object pointers), `mbuf` (header
-//! fields) and `tsc` (one instruction); every block carries a `// SAFETY:` comment.
+//! fields), `shm` (shared-memory access) and `tsc` (one instruction); every block carries a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
 pub mod lcore;
 pub mod mbuf;
 pub mod pool;
 pub mod segment;
+pub mod shm;
 pub mod tsc;
 
 pub use mbuf::{Mbuf, MbufBuf, MbufPool, MbufPoolConfig};

@@ -62,19 +62,15 @@ pub mod rss {
     /// Other non-fragmented IPv6.
     pub const NONFRAG_IPV6_OTHER: u64 = 1 << 13;
     /// Every IP type (testpmd `--rss-ip`, `port config all rss ip`).
-    pub const IP: u64 = IPV4
-        | FRAG_IPV4
-        | NONFRAG_IPV4_OTHER
-        | IPV6
-        | FRAG_IPV6
-        | NONFRAG_IPV6_OTHER;
+    pub const IP: u64 =
+        IPV4 | FRAG_IPV4 | NONFRAG_IPV4_OTHER | IPV6 | FRAG_IPV6 | NONFRAG_IPV6_OTHER;
     /// TCP types.
     pub const TCP: u64 = NONFRAG_IPV4_TCP | NONFRAG_IPV6_TCP;
     /// UDP types (testpmd `--rss-udp`).
     pub const UDP: u64 = NONFRAG_IPV4_UDP | NONFRAG_IPV6_UDP;
     /// What MANA hashes: IPv4/IPv6 2-tuple and TCP/UDP 4-tuple.
-    pub const MANA: u64 = IPV4 | NONFRAG_IPV4_TCP | NONFRAG_IPV4_UDP | IPV6 | NONFRAG_IPV6_TCP
-        | NONFRAG_IPV6_UDP;
+    pub const MANA: u64 =
+        IPV4 | NONFRAG_IPV4_TCP | NONFRAG_IPV4_UDP | IPV6 | NONFRAG_IPV6_TCP | NONFRAG_IPV6_UDP;
 }
 
 /// How a port reports and handles device errors (`RTE_ETH_ERROR_HANDLE_MODE_*`).

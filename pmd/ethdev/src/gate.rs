@@ -96,11 +96,7 @@ impl Gate {
     /// controller owns the gate now. `on_slow(waited)` is called about once a second while the
     /// poller stays inside (a burst that does not return).
     fn close(&self, mut on_slow: impl FnMut(Duration)) -> Option<()> {
-        if self
-            .owned
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.owned.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return None;
         }
         // G1.

@@ -28,7 +28,7 @@ pub mod queue;
 pub mod ring;
 pub mod stats;
 
-pub use conf::{DevInfo, DescLim, ErrHandleMode, Link, PortConf, RssConf};
+pub use conf::{DescLim, DevInfo, ErrHandleMode, Link, PortConf, RssConf};
 pub use error::{EthError, EthResult};
 pub use event::{Callback, CallbackId, Event, EventType, Events};
 pub use gate::{Exclusive, QueueSlot};

@@ -408,10 +408,18 @@ impl Port {
         {
             let b = lock(&self.inner.book);
             if let Some(q) = b.rxq.iter().position(|s| s.is_none()) {
-                return Err(EthError::bad_arg(self.id(), "start", format!("RX queue {q} not set up")));
+                return Err(EthError::bad_arg(
+                    self.id(),
+                    "start",
+                    format!("RX queue {q} not set up"),
+                ));
             }
             if let Some(q) = b.txq.iter().position(|s| s.is_none()) {
-                return Err(EthError::bad_arg(self.id(), "start", format!("TX queue {q} not set up")));
+                return Err(EthError::bad_arg(
+                    self.id(),
+                    "start",
+                    format!("TX queue {q} not set up"),
+                ));
             }
         }
         self.op("start", &[PortPhase::Stopped], || self.inner.driver.start())?;

@@ -184,7 +184,10 @@ mod tests {
         let a = ProbeArgs::parse("mana:sock=/tmp/x.sock").unwrap();
         assert_eq!((a.head.as_deref(), a.get("sock")), (None, Some("/tmp/x.sock")));
         let a = ProbeArgs::parse("null,size=64").unwrap();
-        assert_eq!((a.driver.as_str(), a.head.as_deref(), a.get("size")), ("null", None, Some("64")));
+        assert_eq!(
+            (a.driver.as_str(), a.head.as_deref(), a.get("size")),
+            ("null", None, Some("64"))
+        );
         let a = ProbeArgs::parse("ring:r0").unwrap();
         assert_eq!(a.head.as_deref(), Some("r0"));
         assert_eq!(ProbeArgs::parse("null").unwrap().kv, []);

@@ -1,0 +1,280 @@
+//! Raw windows into memory shared with another agent (a device and its driver, two processes):
+//! the one way both the software device and the driver touch such memory.
+//!
+//! The other side writes this memory behind the compiler's back (from another thread or another
+//! process), so no `&`/`&mut` into it is ever formed. A [`Window`] copies bytes in and out
+//! with raw-pointer copies and reads or writes single words with atomics (Acquire/Release where
+//! the protocol needs an ordering edge). Every access is bounds-checked against the window: a bad
+//! offset or length is reported to the caller, never an access outside the window.
+#![allow(unsafe_code)]
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Copies `n` bytes: descriptors and small frames (up to 128 bytes) inline as a fixed number of
+/// possibly overlapping 16-, 8- or 4-byte words (no loop the compiler would turn into a `memcpy`
+/// call), larger ones with `memcpy`.
+///
+/// # Safety
+/// `src` valid for `n` reads, `dst` for `n` writes, the ranges do not overlap.
+#[inline(always)]
+unsafe fn copy_bytes(dst: *mut u8, src: *const u8, n: usize) {
+    /// Copies one unaligned `T` at byte offset `at`.
+    ///
+    /// # Safety
+    /// `[at, at + size_of::<T>())` is inside both ranges.
+    #[inline(always)]
+    unsafe fn word<T: Copy>(dst: *mut u8, src: *const u8, at: usize) {
+        // SAFETY: forwarded; unaligned accesses.
+        unsafe { dst.add(at).cast::<T>().write_unaligned(src.add(at).cast::<T>().read_unaligned()) }
+    }
+    if n > 128 {
+        // SAFETY: forwarded.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, n) };
+    } else if n > 64 {
+        // 65..=128: four words from the front and four ending at the back (overlapping).
+        // SAFETY: n > 64, so every [at, at + 16) below is inside both ranges.
+        unsafe {
+            for at in [0, 16, 32, 48, n - 64, n - 48, n - 32, n - 16] {
+                word::<u128>(dst, src, at);
+            }
+        }
+    } else if n > 32 {
+        // SAFETY: 32 < n <= 64, so every [at, at + 16) below is inside both ranges.
+        unsafe {
+            for at in [0, 16, n - 32, n - 16] {
+                word::<u128>(dst, src, at);
+            }
+        }
+    } else if n >= 16 {
+        // SAFETY: 16 <= n <= 32: [0, 16) and [n - 16, n) are inside both ranges.
+        unsafe {
+            word::<u128>(dst, src, 0);
+            word::<u128>(dst, src, n - 16);
+        }
+    } else if n >= 8 {
+        // SAFETY: 8 <= n < 16: [0, 8) and [n - 8, n) are inside both ranges.
+        unsafe {
+            word::<u64>(dst, src, 0);
+            word::<u64>(dst, src, n - 8);
+        }
+    } else if n >= 4 {
+        // SAFETY: 4 <= n < 8: [0, 4) and [n - 4, n) are inside both ranges.
+        unsafe {
+            word::<u32>(dst, src, 0);
+            word::<u32>(dst, src, n - 4);
+        }
+    } else {
+        for i in 0..n {
+            // SAFETY: i < n.
+            unsafe { word::<u8>(dst, src, i) };
+        }
+    }
+}
+
+/// A window of shared memory: `len` bytes at `ptr`.
+///
+/// `Copy` and without a lifetime: whoever creates one (see [`Window::new`]) guarantees that the
+/// memory stays mapped while any copy is in use. In this crate that guarantee comes from an
+/// `Arc` of the mapping (or segment) held next to every window.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a window is an address range; all accesses through it are raw copies or atomics, which
+// are fine from any thread (the memory is shared with other agents by design).
+unsafe impl Send for Window {}
+// SAFETY: as above.
+unsafe impl Sync for Window {}
+
+impl Window {
+    /// A window over `[ptr, ptr + len)`.
+    ///
+    /// # Safety
+    /// The range is mapped readable and writable and stays mapped for as long as this window or
+    /// any copy of it (or any sub-window) is used.
+    pub unsafe fn new(ptr: *mut u8, len: usize) -> Self {
+        Window { ptr, len }
+    }
+
+    /// Length in bytes.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the window is empty.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Address of the first byte (for address arithmetic and diagnostics only).
+    #[inline(always)]
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    #[inline(always)]
+    fn fits(&self, off: usize, len: usize) -> bool {
+        off <= self.len && len <= self.len - off
+    }
+
+    /// The window `[off, off + len)` of this one.
+    #[inline]
+    pub fn sub(&self, off: usize, len: usize) -> Option<Window> {
+        // SAFETY: inside this window, so mapped as long as it is.
+        self.fits(off, len).then(|| Window { ptr: self.ptr.wrapping_add(off), len })
+    }
+
+    /// Copies `dst.len()` bytes from offset `off` into `dst`. False if out of bounds.
+    #[inline]
+    pub fn read(&self, off: usize, dst: &mut [u8]) -> bool {
+        if !self.fits(off, dst.len()) {
+            return false;
+        }
+        // SAFETY: the source range is inside the mapped window; `dst` is private memory, so the
+        // ranges cannot overlap. A concurrent writer on the other side can only make the copied
+        // bytes stale or torn; the copy itself stays inside mapped memory.
+        unsafe { copy_bytes(dst.as_mut_ptr(), self.ptr.add(off), dst.len()) };
+        true
+    }
+
+    /// Copies `src` to offset `off`. False if out of bounds.
+    #[inline]
+    pub fn write(&self, off: usize, src: &[u8]) -> bool {
+        if !self.fits(off, src.len()) {
+            return false;
+        }
+        // SAFETY: the destination range is inside the mapped window; `src` is private memory.
+        unsafe { copy_bytes(self.ptr.add(off), src.as_ptr(), src.len()) };
+        true
+    }
+
+    /// Hints the CPU to fetch the cache line holding offset `off` (a WQE the driver will have
+    /// written by the time the device gets there). Nothing happens out of bounds or off x86-64.
+    #[inline(always)]
+    pub fn prefetch(&self, off: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if off < self.len {
+            use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: a prefetch is a hint: it never faults and changes no memory; the address is
+            // inside the mapped window anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(self.ptr.add(off).cast::<i8>()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
+    }
+
+    /// Fills `[off, off + len)` with `byte`. False if out of bounds.
+    pub fn fill(&self, off: usize, len: usize, byte: u8) -> bool {
+        if !self.fits(off, len) {
+            return false;
+        }
+        // SAFETY: inside the mapped window.
+        unsafe { core::ptr::write_bytes(self.ptr.add(off), byte, len) };
+        true
+    }
+
+    #[inline(always)]
+    fn atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
+        if off % 4 != 0 || !self.fits(off, 4) || self.addr() % 4 != 0 {
+            return None;
+        }
+        // SAFETY: 4-aligned, inside the mapped window; an AtomicU32 has u32's layout, and every
+        // access to this word through the device is atomic. The reference lives no longer than
+        // this call's caller uses it (it is not stored).
+        Some(unsafe { AtomicU32::from_ptr(self.ptr.add(off).cast()) })
+    }
+
+    #[inline(always)]
+    fn atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
+        if off % 8 != 0 || !self.fits(off, 8) || self.addr() % 8 != 0 {
+            return None;
+        }
+        // SAFETY: as for `atomic_u32`, 8-aligned.
+        Some(unsafe { AtomicU64::from_ptr(self.ptr.add(off).cast()) })
+    }
+
+    /// Atomic 32-bit load.
+    #[inline]
+    pub fn load_u32(&self, off: usize, order: Ordering) -> Option<u32> {
+        self.atomic_u32(off).map(|a| a.load(order))
+    }
+
+    /// Atomic 32-bit store. False if out of bounds or misaligned.
+    #[inline]
+    pub fn store_u32(&self, off: usize, v: u32, order: Ordering) -> bool {
+        self.atomic_u32(off).map(|a| a.store(v, order)).is_some()
+    }
+
+    /// Atomic 64-bit load.
+    #[inline]
+    pub fn load_u64(&self, off: usize, order: Ordering) -> Option<u64> {
+        self.atomic_u64(off).map(|a| a.load(order))
+    }
+
+    /// Atomic 64-bit store. False if out of bounds or misaligned.
+    #[inline]
+    pub fn store_u64(&self, off: usize, v: u64, order: Ordering) -> bool {
+        self.atomic_u64(off).map(|a| a.store(v, order)).is_some()
+    }
+
+    /// Atomic 64-bit swap.
+    #[inline]
+    pub fn swap_u64(&self, off: usize, v: u64, order: Ordering) -> Option<u64> {
+        self.atomic_u64(off).map(|a| a.swap(v, order))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_of_every_small_length_are_exact() {
+        // Every length through the word-copy paths and past the memcpy threshold, at every
+        // alignment: the destination gets exactly the source bytes and nothing around them.
+        let mut mem = vec![0u64; 64];
+        // SAFETY: `mem` outlives the window and is not otherwise used while the window is.
+        let w = unsafe { Window::new(mem.as_mut_ptr().cast(), 512) };
+        let src: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+        for n in 0..=200usize {
+            for off in [0usize, 1, 7, 8, 15] {
+                assert!(w.fill(0, 512, 0xee));
+                assert!(w.write(off + 16, &src[..n]));
+                let mut back = vec![0u8; n + 32];
+                assert!(w.read(off, &mut back));
+                assert!(back[..16].iter().all(|&b| b == 0xee), "before, n {n} off {off}");
+                assert_eq!(&back[16..16 + n], &src[..n], "n {n} off {off}");
+                assert!(back[16 + n..].iter().all(|&b| b == 0xee), "after, n {n} off {off}");
+            }
+        }
+        drop(mem);
+    }
+
+    #[test]
+    fn accesses_are_bounds_checked() {
+        let mut mem = vec![0u64; 8];
+        // SAFETY: `mem` outlives the window and is not otherwise used while the window is.
+        let w = unsafe { Window::new(mem.as_mut_ptr().cast(), 64) };
+        assert!(w.write(60, &[1, 2, 3, 4]));
+        assert!(!w.write(61, &[1, 2, 3, 4]), "runs off the end");
+        let mut b = [0u8; 4];
+        assert!(w.read(60, &mut b));
+        assert_eq!(b, [1, 2, 3, 4]);
+        assert!(!w.read(usize::MAX, &mut b), "no overflow in the check");
+        assert_eq!(w.load_u32(60, Ordering::Acquire), Some(u32::from_le_bytes([1, 2, 3, 4])));
+        assert_eq!(w.load_u32(62, Ordering::Acquire), None, "misaligned");
+        assert_eq!(w.load_u64(64, Ordering::Acquire), None, "out of bounds");
+        assert!(w.store_u64(8, 0x1122, Ordering::Release));
+        assert_eq!(w.swap_u64(8, 0, Ordering::AcqRel), Some(0x1122));
+        assert_eq!(w.load_u64(8, Ordering::Relaxed), Some(0));
+        assert!(w.sub(60, 5).is_none());
+        let s = w.sub(56, 8).unwrap();
+        assert_eq!(s.len(), 8);
+        assert!(s.fill(0, 8, 0xff));
+        drop(mem);
+    }
+}
