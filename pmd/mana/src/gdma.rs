@@ -1,0 +1,1 @@
+//! The GDMA control plane (hardware channel). Written by the helper session.
