@@ -515,6 +515,55 @@ impl Mbuf {
         Segments { next: self.0.as_ptr(), _m: core::marker::PhantomData }
     }
 
+    /// Hints the CPU to fetch the header's first cache line (what RX fills), ahead of using it.
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        // SAFETY: a prefetch is a hint: it never faults and changes no memory; the header is
+        // valid anyway.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                self.0.as_ptr().cast::<i8>(),
+            )
+        };
+    }
+
+    /// Hints the CPU to fetch both header cache lines (what a free reads: refcount, flags,
+    /// chain, pool).
+    #[inline(always)]
+    pub fn prefetch_header(&self) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        // SAFETY: as for `prefetch`; both lines are inside the 128-byte header.
+        unsafe {
+            let p = self.0.as_ptr().cast::<i8>();
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p);
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.add(64));
+        };
+    }
+
+    /// RX: sets the data offset, both lengths, the port and the offload flags of a fresh
+    /// single-segment mbuf in one go (what a driver does for each received packet). False, and
+    /// nothing changed, if `data_off + len` does not fit the buffer.
+    #[inline(always)]
+    pub fn rx_init(&mut self, data_off: u16, len: u16, port: u16, ol_flags: u64) -> bool {
+        if data_off as u32 + len as u32 > self.buf_len() as u32 {
+            return false;
+        }
+        set!(self, data_off, data_off);
+        set!(self, data_len, len);
+        set!(self, pkt_len, len as u32);
+        set!(self, port, port);
+        set!(self, ol_flags, ol_flags);
+        set!(self, packet_type, 0);
+        true
+    }
+
+    /// The chain's segments as (data IOVA, data length).
+    #[inline(always)]
+    pub fn segment_iovas(&self) -> SegmentIovas<'_> {
+        SegmentIovas { next: self.0.as_ptr(), _m: core::marker::PhantomData }
+    }
+
     /// Copies the whole packet's data into a vector (for tests and slow paths).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.pkt_len() as usize);
@@ -752,6 +801,30 @@ impl<'a> Iterator for Segments<'a> {
     }
 }
 
+/// Iterator over a chain's segments as (data IOVA, data length): what a driver puts in its
+/// scatter-gather entries.
+pub struct SegmentIovas<'a> {
+    next: *mut MbufHdr,
+    _m: core::marker::PhantomData<&'a Mbuf>,
+}
+
+impl Iterator for SegmentIovas<'_> {
+    type Item = (u64, u16);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(u64, u16)> {
+        if self.next.is_null() {
+            return None;
+        }
+        let m = self.next;
+        // SAFETY: a segment header of the borrowed chain (valid while the chain is borrowed).
+        unsafe {
+            self.next = (*m).next;
+            Some(((*m).buf_iova + (*m).data_off as u64, (*m).data_len))
+        }
+    }
+}
+
 /// Containers an mbuf pool can allocate into in bulk: `Vec<Mbuf>` and `ArrayVec<Mbuf, N>`.
 ///
 /// # Safety
@@ -978,6 +1051,36 @@ impl MbufPool {
         // SAFETY: n slots written.
         unsafe { out.commit(n) };
         Ok(())
+    }
+
+    /// Allocates `n` mbufs into `out` without resetting their per-packet fields (lengths,
+    /// offset, flags are what the previous user left; refcount 1, one segment, no next, as
+    /// always). All or none. For a driver's RX refill, which sets every field when a packet
+    /// arrives and so need not touch the headers now.
+    #[inline]
+    pub fn alloc_bulk_stale<B: MbufBuf>(&self, out: &mut B, n: usize) -> Result<(), MempoolError> {
+        let (dst, room) = out.spare(n);
+        if room < n {
+            return Err(MempoolError::TableFull { len: 0, capacity: room, wanted: n });
+        }
+        // SAFETY: `dst` is valid for n writes.
+        if !unsafe { self.alloc_bulk_raw(dst, n) } {
+            return Err(self.pool.inner().exhausted(n));
+        }
+        // SAFETY: n slots written.
+        unsafe { out.commit(n) };
+        Ok(())
+    }
+
+    /// Where the data of a fresh mbuf starts, as an offset from the mbuf's address (its header),
+    /// when the IOVA of every object is its address (IOVA-as-VA, what segments give): a driver
+    /// can then post a buffer without reading its header. `None` otherwise.
+    pub fn rx_data_offset(&self) -> Option<u64> {
+        let iova_is_va = self.pool.segments().all(|s| s.iova_base() == s.base_addr() as u64);
+        iova_is_va.then_some(
+            (size_of::<MbufHdr>() + self.geo.priv_size as usize + self.geo.headroom as usize)
+                as u64,
+        )
     }
 
     /// Allocates `n` mbufs into `dst` without resetting them (the pool invariants hold:

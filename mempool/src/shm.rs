@@ -152,18 +152,40 @@ impl Window {
         true
     }
 
-    /// Hints the CPU to fetch the cache line holding offset `off` (a WQE the driver will have
-    /// written by the time the device gets there). Nothing happens out of bounds or off x86-64.
+    /// Hints the CPU to fetch the cache line holding offset `off` for reading (an entry the other
+    /// side will have written by the time we get there). Nothing happens out of bounds or off
+    /// x86-64.
     #[inline(always)]
     pub fn prefetch(&self, off: usize) {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
         if off < self.len {
             use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
             // SAFETY: a prefetch is a hint: it never faults and changes no memory; the address is
             // inside the mapped window anyway.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(self.ptr.add(off).cast::<i8>()) };
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(any(not(target_arch = "x86_64"), miri))]
+        let _ = off;
+    }
+
+    /// Hints the CPU to fetch the cache line holding offset `off` for writing (`prefetchw`: the
+    /// line arrives exclusive, so the stores that follow do not wait for ownership). Nothing
+    /// happens out of bounds or off x86-64; CPUs without the instruction treat it as a no-op.
+    #[inline(always)]
+    pub fn prefetch_write(&self, off: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if off < self.len {
+            // SAFETY: `prefetchw` is a hint: it never faults, changes no memory and no register;
+            // the address is inside the mapped window anyway.
+            unsafe {
+                core::arch::asm!(
+                    "prefetchw [{p}]",
+                    p = in(reg) self.ptr.add(off),
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+        }
+        #[cfg(any(not(target_arch = "x86_64"), miri))]
         let _ = off;
     }
 
@@ -225,6 +247,36 @@ impl Window {
     #[inline]
     pub fn swap_u64(&self, off: usize, v: u64, order: Ordering) -> Option<u64> {
         self.atomic_u64(off).map(|a| a.swap(v, order))
+    }
+}
+
+/// A window over a whole memory segment that holds the segment, so the memory stays mapped for
+/// as long as the window (or a clone) exists. The safe way to get a [`Window`].
+#[derive(Clone, Debug)]
+pub struct SegmentWindow {
+    win: Window,
+    seg: std::sync::Arc<crate::MemSegment>,
+}
+
+impl SegmentWindow {
+    /// A window over all of `seg`.
+    pub fn new(seg: std::sync::Arc<crate::MemSegment>) -> Self {
+        // SAFETY: the segment stays mapped while the Arc lives, and this struct holds it; the
+        // window is only reachable through this struct (`win()` borrows it).
+        let win = unsafe { Window::new(seg.base(), seg.len()) };
+        SegmentWindow { win, seg }
+    }
+
+    /// The window. Copies of it must not outlive this `SegmentWindow` (or another holder of
+    /// the segment).
+    #[inline(always)]
+    pub fn win(&self) -> &Window {
+        &self.win
+    }
+
+    /// The segment.
+    pub fn segment(&self) -> &std::sync::Arc<crate::MemSegment> {
+        &self.seg
     }
 }
 

@@ -131,7 +131,11 @@ fn posted(core: &mut Core, cq_id: u32, r: Posted) {
     }
 }
 
-/// The hostile mode: writes the CQE with one kind of corruption, chosen at random.
+/// The hostile mode: writes the CQE with one kind of corruption, chosen at random. Every kind is
+/// one a validating driver can detect (a queue id not its own, a type outside the set for the
+/// queue kind, a length larger than any buffer, a WQE offset naming nothing posted, the wrong
+/// SQ/RQ flag, an owner count of neither this lap nor the last), so a test can require the
+/// driver's count of bad completions to equal the device's count of corruptions.
 #[cold]
 #[inline(never)]
 fn post_corrupted(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8; 60]) {
@@ -147,7 +151,12 @@ fn post_corrupted(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8;
         0 => info_wq = wq ^ (1 + ((r >> 8) as u32 & 0xff_ffff)),
         // A CQE type from outside the valid set (bits 0..6 of the first byte).
         1 => copy[0] = (copy[0] & !0x3f) | ((r >> 8) as u8 & 0x0f) | 0x10,
-        // A packet length larger than any buffer (first per-packet entry).
+        // RX: a packet length larger than any buffer (first per-packet entry). TX: the same
+        // bytes hold the WQE offset: one far from anything posted.
+        2 if is_sq => {
+            let o = u32::from_le_bytes([copy[8], copy[9], copy[10], copy[11]]);
+            copy[8..12].copy_from_slice(&(o ^ (1 << 30)).to_le_bytes());
+        }
         2 => set16(&mut copy, 8, 0xfff0),
         // A coalesced CQE with every slot a garbage length.
         3 => {
@@ -155,6 +164,8 @@ fn post_corrupted(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8;
             for i in 0..4 {
                 set16(&mut copy, 8 + 12 * i, (r >> (16 * i)) as u16);
             }
+            // The first larger than any buffer, so the CQE is always recognisably bad.
+            copy[9] |= 0x80;
         }
         // The send/receive flag flipped.
         4 => info_sq = !is_sq,
@@ -162,11 +173,12 @@ fn post_corrupted(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8;
         // looks like; never 7 ahead, the previous lap's count, which would read as "not yet
         // written" and wedge the consumer).
         5 => owner_skew = 2 + ((r >> 8) % 5) as u8,
-        // Random client data altogether.
+        // Random client data altogether, with a type valid for neither RX nor TX.
         _ => {
             for (i, b) in copy.iter_mut().enumerate() {
                 *b = r.rotate_left(i as u32 * 5) as u8;
             }
+            copy[0] = (copy[0] & !0x3f) | 0x10 | ((r >> 3) as u8 & 0x0f);
         }
     }
     let Some(cq) = core.obj.cqs.get_mut(cq_id) else { return };

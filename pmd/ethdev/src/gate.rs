@@ -38,6 +38,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+/// The ordering of the plain stores to `busy` and `closed` that end a G1 interval: the poller's
+/// leave and back-out (`busy = false`) and the controller's open (`closed = false`). Release.
+///
+/// Under loom they are SeqCst, for the model's sake only. Loom treats SeqCst accesses as AcqRel
+/// except for one rule: a SeqCst load never reads a SeqCst store older than the newest SeqCst
+/// store to that location. It lets a SeqCst load read an older *non*-SeqCst store, which C11
+/// forbids when that store happens before the newest SeqCst store preceding the load in the
+/// total order S; here every such store does (the poller's leave is sequenced before its next
+/// enter; an open happens before the next close through the owner flag; the initial values
+/// happen before everything). With the shipped Release stores loom therefore reports G1
+/// "violations" that C11 (and x86) rule out: a controller reading the `busy == false` of the
+/// previous leave after the poller's newer SeqCst `busy = true`. As SeqCst stores they are
+/// hidden exactly as C11 hides them, and for synchronisation loom still treats them as Release
+/// stores, so G2 and G3 are modelled as shipped. `tests/loom.rs` relies on this.
+#[cfg(not(loom))]
+const END: Ordering = Ordering::Release;
+#[cfg(loom)]
+const END: Ordering = Ordering::SeqCst;
+
 /// The flags of a gate.
 #[derive(Debug)]
 pub struct Gate {
@@ -54,12 +73,20 @@ pub struct Gate {
 impl Gate {
     /// An open gate (`closed == false`) or a closed one.
     pub fn new(closed: bool) -> Self {
-        Gate {
+        let g = Gate {
             busy: CachePadded::new(AtomicBool::new(false)),
             closed: CachePadded::new(AtomicBool::new(closed)),
             owned: AtomicBool::new(false),
             refused: AtomicU64::new(0),
+        };
+        // Loom records an atomic's initial value as a Release store; make it a SeqCst one for
+        // the reason given at `END`.
+        #[cfg(loom)]
+        {
+            g.busy.store(false, Ordering::SeqCst);
+            g.closed.store(closed, Ordering::SeqCst);
         }
+        g
     }
 
     /// Poller: tries to enter. False (and nothing entered) if the gate is closed.
@@ -69,7 +96,7 @@ impl Gate {
         self.busy.store(true, Ordering::SeqCst);
         // G3 (Acquire part): sees what the controller wrote before it opened.
         if self.closed.load(Ordering::SeqCst) {
-            self.busy.store(false, Ordering::Release);
+            self.busy.store(false, END);
             self.refused.store(self.refused.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             return false;
         }
@@ -79,7 +106,7 @@ impl Gate {
     /// Poller: leaves (G2, Release: the burst's writes before it).
     #[inline(always)]
     fn leave(&self) {
-        self.busy.store(false, Ordering::Release);
+        self.busy.store(false, END);
     }
 
     /// Whether the gate is closed now.
@@ -125,7 +152,7 @@ impl Gate {
 
     /// Controller: opens (G3, Release) and gives up ownership.
     fn open(&self) {
-        self.closed.store(false, Ordering::Release);
+        self.closed.store(false, END);
         self.owned.store(false, Ordering::Release);
     }
 

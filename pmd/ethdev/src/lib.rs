@@ -12,8 +12,9 @@
 //! - Drivers implement [`PortDriver`] for the control side and [`RxBurst`]/[`TxBurst`] for the
 //!   queues, whose state they keep in [`QueueSlot`]s. The `null` and `ring` ports live here.
 //!
-//! Unsafe code is confined to [`gate`] (the slot's state cell), [`queue`] (the poller contract)
-//! and [`pkts`] (the burst buffer as an mbuf allocation target).
+//! Unsafe code is confined to [`gate`] (the slot's state cell), [`queue`] (the poller contract),
+//! [`pkts`] (the burst buffer as an mbuf allocation target) and [`ring`] (mbufs taken back from
+//! the addresses its rings carry).
 #![deny(unsafe_code)]
 
 pub mod conf;

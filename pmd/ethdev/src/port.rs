@@ -211,10 +211,7 @@ impl Port {
         f: impl FnOnce() -> EthResult<R>,
     ) -> EthResult<R> {
         {
-            let phase = *lock(&self.inner.phase);
-            if !allowed.contains(&phase) {
-                return Err(EthError::BadState { port: self.id(), op: name, state: phase.name() });
-            }
+            self.expect_phase(name, allowed)?;
             let mut b = lock(&self.inner.book);
             if let Some(other) = b.busy {
                 return Err(EthError::Busy {
@@ -227,6 +224,17 @@ impl Port {
         let r = f().map_err(|e| e.with_port(self.id()));
         lock(&self.inner.book).busy = None;
         r
+    }
+
+    /// [`EthError::BadState`] unless the port is in one of `allowed`. Operations whose argument
+    /// checks depend on the configuration call it before them (and [`op`](Self::op) again), so a
+    /// port in the wrong phase says so rather than naming an argument.
+    fn expect_phase(&self, name: &'static str, allowed: &[PortPhase]) -> EthResult<()> {
+        let phase = *lock(&self.inner.phase);
+        if !allowed.contains(&phase) {
+            return Err(EthError::BadState { port: self.id(), op: name, state: phase.name() });
+        }
+        Ok(())
     }
 
     fn set_phase(&self, p: PortPhase) {
@@ -316,14 +324,21 @@ impl Port {
     }
 
     /// Configures `nb_rxq` RX and `nb_txq` TX queues (`rte_eth_dev_configure`). The port must be
-    /// stopped; queues set up before are released (their handles stop working).
+    /// stopped; queues set up before are released (their handles stop working), and the counters
+    /// ([`stats`](Self::stats), [`xstats`](Self::xstats)) start again from zero.
     pub fn configure(&self, nb_rxq: u16, nb_txq: u16, conf: &PortConf) -> EthResult<()> {
         self.check_conf(nb_rxq, nb_txq, conf)?;
         self.op("configure", &[PortPhase::Unconfigured, PortPhase::Stopped], || {
             self.inner.driver.configure(nb_rxq, nb_txq, conf)
         })?;
+        // Drivers may start their counters again with the new queues: a baseline taken before
+        // would then exceed them, and every count would wrap. Take new baselines.
+        let stats_base = self.inner.driver.stats().unwrap_or_default();
+        let xstats_base = self.inner.driver.xstats().unwrap_or_default();
         {
             let mut b = lock(&self.inner.book);
+            b.stats_base = stats_base;
+            b.xstats_base = xstats_base;
             b.nb_rxq = nb_rxq;
             b.nb_txq = nb_txq;
             b.conf = conf.clone();
@@ -337,6 +352,7 @@ impl Port {
     /// Sets up RX queue `q` (`rte_eth_rx_queue_setup`): `nb_desc` receive descriptors, buffers
     /// from `pool`. The port must be configured and stopped.
     pub fn rx_queue_setup(&self, q: u16, nb_desc: u16, pool: &MbufPool) -> EthResult<()> {
+        self.expect_phase("rx_queue_setup", &[PortPhase::Stopped])?;
         let i = &self.inner.info;
         let (nb_rxq, mtu) = {
             let b = lock(&self.inner.book);
@@ -380,6 +396,7 @@ impl Port {
 
     /// Sets up TX queue `q` (`rte_eth_tx_queue_setup`) with `nb_desc` descriptors.
     pub fn tx_queue_setup(&self, q: u16, nb_desc: u16) -> EthResult<()> {
+        self.expect_phase("tx_queue_setup", &[PortPhase::Stopped])?;
         let i = &self.inner.info;
         let nb_txq = lock(&self.inner.book).nb_txq;
         if q >= nb_txq {
@@ -520,6 +537,7 @@ impl Port {
     /// Replaces the RSS redirection table (`rte_eth_dev_rss_reta_update`): `reta_size` queue
     /// indices, each below the number of RX queues.
     pub fn reta_update(&self, reta: &[u16]) -> EthResult<()> {
+        self.expect_phase("reta_update", &[PortPhase::Stopped, PortPhase::Started])?;
         let size = self.inner.info.reta_size as usize;
         let nb_rxq = lock(&self.inner.book).nb_rxq;
         if size == 0 || reta.len() != size {

@@ -175,7 +175,9 @@ impl RxQueue {
         port: u16,
         queue: u16,
     ) -> Option<Self> {
-        slot.take().then_some(RxQueue { slot, dispatch, port, queue, _not_sync: PhantomData })
+        // `then`, not `then_some`: a handle built for a refused take would un-take the slot
+        // when dropped, letting a second poller in.
+        slot.take().then(|| RxQueue { slot, dispatch, port, queue, _not_sync: PhantomData })
     }
 
     /// Receives up to `max` packets into `out` (appended); returns how many.
@@ -231,7 +233,9 @@ impl TxQueue {
         port: u16,
         queue: u16,
     ) -> Option<Self> {
-        slot.take().then_some(TxQueue { slot, dispatch, port, queue, _not_sync: PhantomData })
+        // `then`, not `then_some`: a handle built for a refused take would un-take the slot
+        // when dropped, letting a second poller in.
+        slot.take().then(|| TxQueue { slot, dispatch, port, queue, _not_sync: PhantomData })
     }
 
     /// Sends packets from the front of `pkts`; returns how many were taken (a prefix). The

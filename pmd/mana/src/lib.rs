@@ -3,4 +3,14 @@
 
 pub mod bus;
 pub mod cp;
+pub mod cq;
+pub mod device;
+pub mod factory;
 pub mod gdma;
+pub mod port;
+pub mod qmem;
+pub mod rxq;
+pub mod txq;
+
+pub use factory::ManaFactory;
+pub use port::ManaPort;

@@ -1,0 +1,108 @@
+//! Driver cost per packet at full bursts, whatever the device's speed: fill a port's RX queue
+//! through the device, then time RX bursts that find 32 packets each, then time TX bursts of
+//! those packets (which find room). `cargo run --release -p mana-pmd --example burst_cost --
+//! [ROUNDS] [BURST] [DESC]`.
+
+use std::time::{Duration, Instant};
+
+use mana_pmd::ManaFactory;
+use pmd_ethdev::*;
+use pmd_mempool::{HugePolicy, MbufPool, MbufPoolConfig, tsc};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let burst: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let desc: u16 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1024);
+    let mut reg = Registry::new();
+    reg.add(Box::new(ManaFactory::new()));
+    let ports = reg.probe("mana:emu,vports=2,wire=pair,any_source_mac=1").unwrap();
+    core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
+    let mut c = MbufPoolConfig::new("burst-cost", 16384);
+    c.huge = HugePolicy::Prefer;
+    let mp = MbufPool::with_config(&c).unwrap();
+    for p in &ports {
+        p.configure(1, 1, &PortConf::default()).unwrap();
+        p.rx_queue_setup(0, desc, &mp).unwrap();
+        p.tx_queue_setup(0, desc).unwrap();
+        p.start().unwrap();
+    }
+    let (a, b) = (&ports[0], &ports[1]);
+    let mut txa = a.tx_queue(0).unwrap();
+    let mut rxb = b.rx_queue(0).unwrap();
+    let n_fill = (desc as usize / 2).max(burst);
+    let mut pool_burst = Pkts::new();
+    let (mut rx_cyc, mut rx_pkts, mut rx_calls) = (0u64, 0u64, 0u64);
+    let (mut tx_cyc, mut tx_pkts, mut tx_calls) = (0u64, 0u64, 0u64);
+    let mut held: Vec<Pkts> = Vec::new();
+    for _ in 0..rounds {
+        // Fill: n_fill frames from a to b (timed: TX bursts that find room).
+        let mut left = n_fill;
+        while left > 0 {
+            let k = left.min(burst);
+            let mut pk = match held.pop() {
+                Some(p) => p,
+                None => {
+                    let mut pk = Pkts::new();
+                    for _ in 0..k {
+                        let mut m = mp.alloc().unwrap();
+                        let d = m.append(60).unwrap();
+                        d.fill(0);
+                        d[..6].copy_from_slice(&b.mac());
+                        d[6..12].copy_from_slice(&a.mac());
+                        d[12..14].copy_from_slice(&[0x88, 0xb5]);
+                        pk.push(m).unwrap();
+                    }
+                    pk
+                }
+            };
+            let n = pk.len();
+            let s = tsc::rdtsc();
+            let sent = txa.tx_burst(&mut pk);
+            tx_cyc += tsc::rdtsc() - s;
+            tx_calls += 1;
+            tx_pkts += sent as u64;
+            pk.free_all();
+            left -= n.min(left);
+        }
+        // Wait until the device delivered them all into b's RX ring.
+        let want = b.stats().unwrap().ipackets;
+        let _ = want;
+        let end = Instant::now() + Duration::from_secs(2);
+        let dev_target = n_fill;
+        std::thread::sleep(Duration::from_micros(200));
+        // Drain b's RX in full bursts (timed).
+        let mut got = 0;
+        while got < dev_target && Instant::now() < end {
+            let s = tsc::rdtsc();
+            let n = rxb.rx_burst(&mut pool_burst, burst);
+            let e = tsc::rdtsc();
+            if n == 0 {
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            rx_cyc += e - s;
+            rx_calls += 1;
+            rx_pkts += n as u64;
+            got += n;
+            let mut p2 = Pkts::new();
+            p2.extend(pool_burst.take_front(n));
+            // Reuse as TX input next round (frames are a -> b).
+            held.push(p2);
+        }
+    }
+    println!(
+        "full-burst cost (burst {burst}, {desc} descriptors): rx {:.1} cycles/pkt ({:.1} pkts/call), tx {:.1} cycles/pkt ({:.1} pkts/call)",
+        rx_cyc as f64 / rx_pkts.max(1) as f64,
+        rx_pkts as f64 / rx_calls.max(1) as f64,
+        tx_cyc as f64 / tx_pkts.max(1) as f64,
+        tx_pkts as f64 / tx_calls.max(1) as f64,
+    );
+    for p in held.iter_mut() {
+        p.free_all();
+    }
+    drop((txa, rxb));
+    for p in &ports {
+        p.close().unwrap();
+    }
+}

@@ -1,0 +1,165 @@
+//! Completion-queue polling, shared by the RX and TX paths (§1.4 of the spec).
+//!
+//! The owner bits of the entry at `head` tell whether the device wrote it in this lap: the
+//! driver loads the last dword of the entry with Acquire (pairs with the device's Release store
+//! of that dword after the body: CQ-A1) and only then reads the body. An entry whose owner is
+//! neither this lap's nor the last lap's is corrupt (or the device lapped us): once the entry
+//! after it shows the device has moved on, it is counted and skipped, so one bad entry costs one
+//! entry and is counted once.
+
+use std::sync::atomic::Ordering;
+
+use gdma_defs::{CqEqDoorbell, CqeInfo, DB_CQ, OwnerRing, OwnerState};
+use pmd_mempool::shm::Window;
+
+use crate::qmem::Ring;
+
+/// How far past a corrupt owner count the poller looks for an entry of this lap.
+const OVERFLOW_SCAN: u32 = 16;
+
+/// A valid entry: client data and info dword.
+#[derive(Clone, Copy, Debug)]
+pub struct CqEntry {
+    /// The 60 bytes of client data as 15 dwords.
+    pub data: [u32; 15],
+    /// The info dword (queue id, SQ flag, owner).
+    pub info: CqeInfo,
+}
+
+/// What the entry at the head holds.
+#[derive(Debug)]
+pub enum Polled {
+    /// Nothing new.
+    Empty,
+    /// An entry (the head moved past it).
+    Entry(CqEntry),
+    /// A corrupt owner count (the head moved past it).
+    BadOwner,
+}
+
+/// The driver side of a CQ.
+#[derive(Debug)]
+pub struct CqPoller {
+    ring: Ring,
+    owner: OwnerRing,
+    /// Entries consumed (free-running, starts at N).
+    pub head: u32,
+    /// `head` at the last doorbell.
+    rung: u32,
+    /// Queue id.
+    pub id: u32,
+    /// Doorbell register (page + DB_CQ) in the BAR window.
+    db: Window,
+    db_off: usize,
+}
+
+impl CqPoller {
+    /// A poller over `ring` (64-byte entries) for CQ `id`, ringing doorbells at `db_page_off` in
+    /// `bar`.
+    pub fn new(ring: Ring, id: u32, bar: Window, db_page_off: usize) -> Option<Self> {
+        let owner = OwnerRing::for_cq_bytes(ring.size())?;
+        let head = owner.initial_index();
+        Some(CqPoller {
+            ring,
+            owner,
+            head,
+            rung: head,
+            id,
+            db: bar,
+            db_off: db_page_off + DB_CQ as usize,
+        })
+    }
+
+    /// Entries in the ring.
+    pub fn entries(&self) -> u32 {
+        self.owner.entries()
+    }
+
+    /// Takes the entry at the head, if the device wrote one.
+    #[inline(always)]
+    pub fn poll(&mut self) -> Polled {
+        let off = (self.owner.slot(self.head) * 64) as usize;
+        // CQ-A1: Acquire load of the info dword (owner bits); pairs with the device's Release
+        // store of it after the body.
+        let Some(last) = self.ring.win.load_u32(off + 60, Ordering::Acquire) else {
+            return Polled::Empty;
+        };
+        let info = CqeInfo(last);
+        match self.owner.classify(self.head, info.owner_bits()) {
+            OwnerState::Empty => Polled::Empty,
+            OwnerState::Overflow => self.overflow(),
+            OwnerState::Valid => {
+                let mut bytes = [0u8; 60];
+                self.ring.win.read(off, &mut bytes);
+                let mut data = [0u32; 15];
+                for (d, c) in data.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *d = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+                self.head = self.head.wrapping_add(1);
+                Polled::Entry(CqEntry { data, info })
+            }
+        }
+    }
+
+    /// The entry at the head has an owner count of neither this lap nor the last. Either the
+    /// device wrote it corrupt in this lap, or it is a corrupt entry of an earlier lap that the
+    /// device has not overwritten yet (we are ahead of it). The entries after it tell which: if
+    /// one of the next few was written in this lap (past any more corrupt ones), the head entry
+    /// was this lap's and is skipped (and counted, once); otherwise nothing is consumed and
+    /// nothing counted, as if the queue were empty.
+    #[cold]
+    #[inline(never)]
+    fn overflow(&mut self) -> Polled {
+        for ahead in 1..=OVERFLOW_SCAN.min(self.entries() - 1) {
+            let i = self.head.wrapping_add(ahead);
+            let off = (self.owner.slot(i) * 64) as usize;
+            // CQ-A1 again, for a later entry.
+            let Some(last) = self.ring.win.load_u32(off + 60, Ordering::Acquire) else {
+                return Polled::Empty;
+            };
+            match self.owner.classify(i, CqeInfo(last).owner_bits()) {
+                OwnerState::Valid => {
+                    self.head = self.head.wrapping_add(1);
+                    return Polled::BadOwner;
+                }
+                OwnerState::Empty => return Polled::Empty,
+                OwnerState::Overflow => {}
+            }
+        }
+        Polled::Empty
+    }
+
+    /// Prefetches the lines of the next `n` entries (each 64 bytes: one line), so the misses of
+    /// a burst's CQEs overlap instead of following each other.
+    #[inline(always)]
+    pub fn prefetch(&self, n: u32) {
+        for i in 0..n {
+            let off = (self.owner.slot(self.head.wrapping_add(i)) * 64) as usize;
+            self.ring.win.prefetch(off);
+        }
+    }
+
+    /// Rings the doorbell (consumer index, not armed) if at least `every` entries were consumed
+    /// since the last one. The device needs one at least every few laps (§10.2 pitfall 1).
+    #[inline(always)]
+    pub fn ring_if(&mut self, every: u32) {
+        if self.head.wrapping_sub(self.rung) >= every {
+            self.ring_doorbell();
+        }
+    }
+
+    /// Rings the doorbell now.
+    pub fn ring_doorbell(&mut self) {
+        let v = CqEqDoorbell::cq(self.id, self.owner.doorbell_index(self.head), false);
+        // CQ-R1: Release: our reads of the consumed entries happen before the device may reuse
+        // their slots (pairs with the device's Acquire load of the doorbell).
+        self.db.store_u64(self.db_off, v.0, Ordering::Release);
+        self.rung = self.head;
+    }
+
+    /// Starts the indices at `head` (a queue recreated where an old one stopped).
+    pub fn set_head(&mut self, head: u32) {
+        self.head = head;
+        self.rung = head;
+    }
+}

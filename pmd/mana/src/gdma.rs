@@ -1,1 +1,0 @@
-//! The GDMA control plane (hardware channel). Written by the helper session.

@@ -1,0 +1,512 @@
+//! The RX path: CQEs polled by owner bits, one mbuf per RQ WQE, refilled in bulk with one RQ
+//! doorbell per burst (§4.3, §4.5 of the spec).
+//!
+//! - A CQE (validated: queue id, RQ flag, type) carries one packet (CQE_RX_OKAY) or up to four
+//!   (CQE_RX_COALESCED_4; a zero length ends the list). Each packet takes the next posted
+//!   descriptor, in order. A CQE whose packets do not all fit the caller's burst is kept and
+//!   continued by the next call.
+//! - CQE_RX_TRUNCATED (and an unknown type) consumes one descriptor: its mbuf is dropped and
+//!   counted. CQE_RX_OBJECT_FENCE consumes none.
+//! - A packet length of 0 or larger than the posted buffer is dropped and counted: the device is
+//!   not trusted.
+//! - Refill: as many fresh mbufs as were consumed, allocated in bulk; a dry pool is counted
+//!   (`rx_nombuf`) and the refill retried on the next burst.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use gdma_defs::{
+    CQE_RX_COALESCED_4, CQE_RX_OBJECT_FENCE, CQE_RX_OKAY, CQE_RX_TRUNCATED, DB_RQ,
+    GDMA_WQE_BU_SIZE, InlineOobSize, ManaCqeHeader, RxCompFlags, WqDoorbell, WqeHeader,
+};
+use pmd_ethdev::pkts::Pkts;
+use pmd_ethdev::queue::RxBurst;
+use pmd_ethdev::stats::{Counter, RxQueueStats};
+use pmd_mempool::mbuf::ol::{
+    MBUF_F_RX_IP_CKSUM_BAD, MBUF_F_RX_IP_CKSUM_GOOD, MBUF_F_RX_L4_CKSUM_BAD,
+    MBUF_F_RX_L4_CKSUM_GOOD, MBUF_F_RX_RSS_HASH, MBUF_F_RX_VLAN, MBUF_F_RX_VLAN_STRIPPED,
+};
+use pmd_mempool::shm::Window;
+use pmd_mempool::{Mbuf, MbufPool};
+
+use crate::cq::{CqPoller, Polled};
+use crate::qmem::Ring;
+
+/// Counters of an RX queue beyond the basic ones (shown as xstats).
+#[derive(Debug, Default)]
+pub struct RxXstats {
+    /// CQEs naming another queue, with the SQ flag, or of an unknown type.
+    pub cqe_bad: Counter,
+    /// CQEs with a corrupt owner count.
+    pub cqe_bad_owner: Counter,
+    /// Packets with a length of 0 or larger than their buffer.
+    pub bad_len: Counter,
+    /// Packets the device truncated (CQE_RX_TRUNCATED).
+    pub truncated: Counter,
+    /// CQEs that arrived with no descriptor posted.
+    pub cqe_unexpected: Counter,
+    /// Fence completions.
+    pub fences: Counter,
+    /// CQEs carrying more than one packet.
+    pub coalesced: Counter,
+    /// Doorbells written.
+    pub doorbells: Counter,
+    /// Stripped VLAN tags that could not be put back (no headroom).
+    pub vlan_reinsert_failed: Counter,
+    /// Descriptors skipped to follow the device after CQEs were lost (their mbufs dropped).
+    pub resync_skipped: Counter,
+    /// CQEs whose `rx_wqe_offset` names no posted WQE (dropped once offsets are trusted).
+    pub cqe_bad_offset: Counter,
+}
+
+/// Whether CQEs' `rx_wqe_offset` can be trusted to name the first WQE they consumed (the spec
+/// marks it unconfirmed). Learnt from the first completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offsets {
+    /// Not known yet (counts completions whose offset did not match).
+    Learning(u8),
+    /// Offsets name WQEs: the driver follows them (skipping descriptors whose CQE was lost).
+    Trusted,
+    /// Offsets are meaningless: strict in-order consumption alone (what DPDK does).
+    Ignored,
+}
+
+/// Completions without a matching offset after which offsets are ignored.
+const LEARN_LIMIT: u8 = 8;
+
+/// Puts an 802.1Q tag with `tci` back after the MAC addresses (the device always strips tags;
+/// an application that did not ask for VLAN_STRIP gets the frame as it was on the wire).
+fn reinsert_vlan(m: &mut Mbuf, tci: u16) -> bool {
+    if m.data_len() < 12 || m.prepend(4).is_none() {
+        return false;
+    }
+    let Some(d) = m.data_mut() else { return false };
+    d.copy_within(4..16, 0);
+    d[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+    d[14..16].copy_from_slice(&tci.to_be_bytes());
+    true
+}
+
+/// What an RX queue needs to know about its device objects.
+#[derive(Debug, Clone, Copy)]
+pub struct RxQueueIds {
+    /// RQ id.
+    pub rq_id: u32,
+    /// CQ id.
+    pub cq_id: u32,
+    /// Memory key of every SGE.
+    pub mem_key: u32,
+    /// Port id for received mbufs.
+    pub port: u16,
+}
+
+/// Which RX results to report in mbufs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RxReport {
+    /// RSS hash (`MBUF_F_RX_RSS_HASH`).
+    pub rss_hash: bool,
+    /// Checksum results.
+    pub checksum: bool,
+    /// Stripped VLAN tags in `vlan_tci` (VLAN_STRIP asked for). Without it, a tag the device
+    /// stripped is put back into the packet.
+    pub vlan_strip: bool,
+}
+
+/// A CQE whose packets are not all delivered yet.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    flags: u32,
+    lens: [u16; 4],
+    hashes: [u32; 4],
+    count: u8,
+    next: u8,
+}
+
+/// A MANA RX queue's state (the poller's side).
+pub struct ManaRxq {
+    rq: Ring,
+    cq: CqPoller,
+    descs: Box<[Option<Mbuf>]>,
+    desc_mask: u32,
+    /// Next descriptor to complete, next to post (free-running).
+    desc_head: u32,
+    desc_tail: u32,
+    /// RQ position in basic units (one per WQE).
+    tail_bu: u32,
+    pool: MbufPool,
+    buf_len: u32,
+    headroom: u64,
+    /// Offset from an mbuf's address to its data IOVA, for IOVA-as-VA pools.
+    data_off: Option<u64>,
+    pending: Pending,
+    ids: RxQueueIds,
+    report: RxReport,
+    db: Window,
+    db_off: usize,
+    /// A WQE template: header and zeroed OOB (the SGE is per mbuf).
+    hdr: u64,
+    stats: Arc<RxQueueStats>,
+    x: Arc<RxXstats>,
+    offsets: Offsets,
+}
+
+impl std::fmt::Debug for ManaRxq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManaRxq")
+            .field("rq", &self.ids.rq_id)
+            .field("posted", &self.desc_tail.wrapping_sub(self.desc_head))
+            .finish()
+    }
+}
+
+impl ManaRxq {
+    /// A queue over `rq` and `cq` rings with `nb_desc` descriptors (a power of two, at most the
+    /// ring's WQEs and the CQ's entries), buffers from `pool`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rq: Ring,
+        cq: Ring,
+        nb_desc: u32,
+        pool: MbufPool,
+        ids: RxQueueIds,
+        report: RxReport,
+        bar: Window,
+        db_page_off: usize,
+        stats: Arc<RxQueueStats>,
+        x: Arc<RxXstats>,
+    ) -> Option<Self> {
+        if !nb_desc.is_power_of_two() || nb_desc > rq.size() / GDMA_WQE_BU_SIZE {
+            return None;
+        }
+        let cq = CqPoller::new(cq, ids.cq_id, bar, db_page_off)?;
+        // One CQE per packet at worst: the CQ must hold every posted descriptor's.
+        if cq.entries() < nb_desc {
+            return None;
+        }
+        let buf_len = pool.data_room() as u32;
+        let headroom = pool.headroom() as u64;
+        let data_off = pool.rx_data_offset();
+        Some(ManaRxq {
+            rq,
+            cq,
+            descs: (0..nb_desc).map(|_| None).collect(),
+            desc_mask: nb_desc - 1,
+            desc_head: 0,
+            desc_tail: 0,
+            tail_bu: 0,
+            pool,
+            buf_len,
+            headroom,
+            data_off,
+            pending: Pending::default(),
+            ids,
+            report,
+            db: bar,
+            db_off: db_page_off + DB_RQ as usize,
+            hdr: WqeHeader::new(1, InlineOobSize::Small).0,
+            stats,
+            x,
+            offsets: Offsets::Learning(0),
+        })
+    }
+
+    /// Descriptors posted and not completed.
+    pub fn posted(&self) -> u32 {
+        self.desc_tail.wrapping_sub(self.desc_head)
+    }
+
+    /// Posts fresh buffers into every free descriptor and rings the RQ doorbell; returns how
+    /// many were posted (fewer when the pool runs dry, which is counted).
+    pub fn refill(&mut self) -> u32 {
+        let want = self.descs.len() as u32 - self.posted();
+        // The ring lines about to be written were last read by the device: ask for them
+        // exclusive now, two WQEs a line.
+        let size = self.rq.size() as usize;
+        let start = (self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE) as usize) & (size - 1);
+        for k in (0..(want as usize * 32).min(size)).step_by(64) {
+            self.rq.win.prefetch_write((start + k) & (size - 1));
+        }
+        let mut done = 0;
+        let mut chunk: arrayvec::ArrayVec<Mbuf, 64> = arrayvec::ArrayVec::new();
+        while done < want {
+            let n = (want - done).min(64) as usize;
+            if self.pool.alloc_bulk_stale(&mut chunk, n).is_err() {
+                self.stats.nombuf.inc();
+                break;
+            }
+            for m in chunk.drain(..) {
+                self.post(m);
+            }
+            done += n as u32;
+        }
+        if done > 0 {
+            let v = WqDoorbell::rq(self.ids.rq_id, self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE));
+            // RQ-R1: Release: the WQEs written above are visible before the doorbell (pairs with
+            // the device's Acquire load of the doorbell slot).
+            self.db.store_u64(self.db_off, v.0, Ordering::Release);
+            self.x.doorbells.inc();
+        }
+        done
+    }
+
+    /// Writes the WQE for `m` at the tail and records it.
+    #[inline(always)]
+    fn post(&mut self, m: Mbuf) {
+        let mut w = [0u8; 32];
+        w[..8].copy_from_slice(&self.hdr.to_le_bytes());
+        // The buffer's data IOVA without reading the header (IOVA-as-VA pools), else from it.
+        let iova = match self.data_off {
+            Some(off) => m.as_raw().as_ptr() as u64 + off,
+            None => m.buf_iova() + self.headroom,
+        };
+        w[16..24].copy_from_slice(&iova.to_le_bytes());
+        w[24..28].copy_from_slice(&self.ids.mem_key.to_le_bytes());
+        w[28..32].copy_from_slice(&self.buf_len.to_le_bytes());
+        let off = (self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE) & (self.rq.size() - 1)) as usize;
+        self.rq.win.write(off, &w);
+        self.descs[(self.desc_tail & self.desc_mask) as usize] = Some(m);
+        self.desc_tail = self.desc_tail.wrapping_add(1);
+        self.tail_bu = self.tail_bu.wrapping_add(1);
+    }
+
+    /// Checks a CQE's `rx_wqe_offset` (byte position of the first WQE it consumed: descriptor i
+    /// sits at `32 * i`) against the next descriptor. True if the CQE is to be used; skips
+    /// descriptors the device consumed for CQEs we never got. False: drop the CQE.
+    #[inline(always)]
+    fn follow(&mut self, offset: u32) -> bool {
+        let expected = self.desc_head.wrapping_mul(GDMA_WQE_BU_SIZE);
+        if offset == expected {
+            if self.offsets != Offsets::Trusted {
+                self.offsets = Offsets::Trusted;
+            }
+            return true;
+        }
+        let ahead = offset.wrapping_sub(expected);
+        let in_window = ahead % GDMA_WQE_BU_SIZE == 0 && ahead / GDMA_WQE_BU_SIZE < self.posted();
+        match self.offsets {
+            Offsets::Ignored => true,
+            Offsets::Learning(misses) => {
+                self.offsets = if misses + 1 >= LEARN_LIMIT {
+                    Offsets::Ignored
+                } else {
+                    Offsets::Learning(misses + 1)
+                };
+                true
+            }
+            Offsets::Trusted if in_window => {
+                let skip = ahead / GDMA_WQE_BU_SIZE;
+                for _ in 0..skip {
+                    drop(self.take_desc());
+                }
+                self.x.resync_skipped.add(skip as u64);
+                true
+            }
+            Offsets::Trusted => {
+                self.x.cqe_bad_offset.inc();
+                false
+            }
+        }
+    }
+
+    /// A CQE that consumed a WQE but carries no packet to deliver (truncated, corrupt): with
+    /// trusted offsets the next good CQE realigns the ring, so nothing is consumed here;
+    /// otherwise one descriptor is, as every RX CQE but a fence consumes one.
+    #[inline(always)]
+    fn consume_one_unless_trusted(&mut self) {
+        if self.offsets != Offsets::Trusted && self.take_desc().is_none() {
+            self.x.cqe_unexpected.inc();
+        }
+    }
+
+    /// Takes the mbuf of the next posted descriptor (None if nothing is posted).
+    #[inline(always)]
+    fn take_desc(&mut self) -> Option<Mbuf> {
+        if self.desc_head == self.desc_tail {
+            return None;
+        }
+        let m = self.descs[(self.desc_head & self.desc_mask) as usize].take();
+        self.desc_head = self.desc_head.wrapping_add(1);
+        m
+    }
+
+    /// Frees every posted buffer (the queue is stopped and the device no longer writes it);
+    /// returns how many.
+    pub fn drain(&mut self) -> u32 {
+        let mut n = 0;
+        while self.desc_head != self.desc_tail {
+            if self.take_desc().is_some() {
+                n += 1;
+            }
+        }
+        self.pending = Pending::default();
+        n
+    }
+
+    /// The mbuf fields of a packet from CQE flags.
+    #[inline(always)]
+    fn ol_flags(&self, flags: RxCompFlags) -> u64 {
+        let mut ol = 0;
+        if self.report.rss_hash && flags.rx_hashtype() != 0 {
+            ol |= MBUF_F_RX_RSS_HASH;
+        }
+        if self.report.checksum {
+            if flags.rx_iphdr_csum_succeed() {
+                ol |= MBUF_F_RX_IP_CKSUM_GOOD;
+            } else if flags.rx_iphdr_csum_fail() {
+                ol |= MBUF_F_RX_IP_CKSUM_BAD;
+            }
+            if flags.rx_tcp_csum_succeed() || flags.rx_udp_csum_succeed() {
+                ol |= MBUF_F_RX_L4_CKSUM_GOOD;
+            } else if flags.rx_tcp_csum_fail() || flags.rx_udp_csum_fail() {
+                ol |= MBUF_F_RX_L4_CKSUM_BAD;
+            }
+        }
+        if self.report.vlan_strip && flags.rx_vlantag_present() {
+            ol |= MBUF_F_RX_VLAN | MBUF_F_RX_VLAN_STRIPPED;
+        }
+        ol
+    }
+
+    /// Delivers the pending CQE's packets into `out` until it is done or `got == max`.
+    #[inline(always)]
+    fn deliver(&mut self, out: &mut Pkts, got: &mut usize, max: usize, bytes: &mut u64) {
+        let flags = RxCompFlags(self.pending.flags);
+        let ol = self.ol_flags(flags);
+        while self.pending.next < self.pending.count && *got < max {
+            let k = self.pending.next as usize;
+            self.pending.next += 1;
+            let len = self.pending.lens[k];
+            let Some(mut m) = self.take_desc() else {
+                self.x.cqe_unexpected.inc();
+                continue;
+            };
+            if len == 0 || len as u32 > self.buf_len {
+                self.x.bad_len.inc();
+                self.stats.errors.inc();
+                drop(m);
+                continue;
+            }
+            // The refill left the header alone: every per-packet field is set here.
+            m.rx_init(self.headroom as u16, len, self.ids.port, ol);
+            if ol & MBUF_F_RX_RSS_HASH != 0 {
+                m.set_rss_hash(self.pending.hashes[k]);
+            }
+            if flags.rx_vlantag_present() {
+                if ol & MBUF_F_RX_VLAN != 0 {
+                    m.set_vlan_tci(flags.rx_vlan_id());
+                } else if !reinsert_vlan(&mut m, flags.rx_vlan_id()) {
+                    self.x.vlan_reinsert_failed.inc();
+                }
+            }
+            *bytes += len as u64;
+            *got += 1;
+            // `out` has room: `max` is at most its room.
+            let _ = out.push(m);
+        }
+    }
+}
+
+impl RxBurst for ManaRxq {
+    #[inline]
+    fn rx_burst(&mut self, out: &mut Pkts, max: usize) -> usize {
+        let max = max.min(out.room());
+        let mut got = 0usize;
+        let mut bytes = 0u64;
+        // Up to a burst's worth of CQEs (four packets each when coalesced, one at worst).
+        self.cq.prefetch((max as u32).div_ceil(4).clamp(1, 16));
+        while got < max {
+            if self.pending.next < self.pending.count {
+                self.deliver(out, &mut got, max, &mut bytes);
+                continue;
+            }
+            let e = match self.cq.poll() {
+                Polled::Empty => break,
+                Polled::BadOwner => {
+                    self.x.cqe_bad_owner.inc();
+                    continue;
+                }
+                Polled::Entry(e) => e,
+            };
+            if e.info.wq_num() != self.ids.rq_id || e.info.is_sq() {
+                self.x.cqe_bad.inc();
+                continue;
+            }
+            let t = ManaCqeHeader(e.data[0]).cqe_type();
+            if matches!(t, CQE_RX_OKAY | CQE_RX_COALESCED_4 | CQE_RX_TRUNCATED)
+                && !self.follow(e.data[14])
+            {
+                continue;
+            }
+            match t {
+                CQE_RX_OKAY | CQE_RX_COALESCED_4 => {
+                    let mut p = Pending { flags: e.data[1], ..Default::default() };
+                    let n = if t == CQE_RX_OKAY { 1 } else { 4 };
+                    let mut bad = false;
+                    for k in 0..n {
+                        // Per-packet info k: dwords 2+3k (length in the low 16 bits) and 4+3k
+                        // (hash).
+                        let len = (e.data[2 + 3 * k] & 0xffff) as u16;
+                        if len == 0 {
+                            break;
+                        }
+                        bad |= len as u32 > self.buf_len;
+                        p.lens[k] = len;
+                        p.hashes[k] = e.data[4 + 3 * k];
+                        p.count += 1;
+                    }
+                    if p.count == 0 || bad {
+                        // No packet, or a length no posted buffer has: the whole CQE is corrupt
+                        // (how many WQEs it stands for is unknown; the next good CQE tells).
+                        self.x.bad_len.inc();
+                        self.stats.errors.inc();
+                        self.consume_one_unless_trusted();
+                        continue;
+                    }
+                    if p.count > 1 {
+                        self.x.coalesced.inc();
+                    }
+                    // The mbufs these packets land in, and the next CQE's.
+                    for k in 0..(p.count as u32 + 4) {
+                        let i = self.desc_head.wrapping_add(k);
+                        if i.wrapping_sub(self.desc_tail) as i32 >= 0 {
+                            break;
+                        }
+                        if let Some(m) = &self.descs[(i & self.desc_mask) as usize] {
+                            m.prefetch();
+                        }
+                    }
+                    self.pending = p;
+                }
+                CQE_RX_TRUNCATED => {
+                    // Its offset was just checked: it names the next descriptor.
+                    self.x.truncated.inc();
+                    self.stats.errors.inc();
+                    if self.take_desc().is_none() {
+                        self.x.cqe_unexpected.inc();
+                    }
+                }
+                CQE_RX_OBJECT_FENCE => self.x.fences.inc(),
+                _ => {
+                    self.x.cqe_bad.inc();
+                    self.stats.errors.inc();
+                    self.consume_one_unless_trusted();
+                }
+            }
+        }
+        if self.posted() < self.descs.len() as u32 {
+            self.refill();
+        }
+        // At least one CQ doorbell per lap.
+        let every = self.cq.entries();
+        self.cq.ring_if(every);
+        if got > 0 {
+            self.stats.packets.add(got as u64);
+            self.stats.bytes.add(bytes);
+        }
+        got
+    }
+
+    fn stats(&self) -> &Arc<RxQueueStats> {
+        &self.stats
+    }
+}
