@@ -8,6 +8,13 @@
 //! entry count N ([`OwnerRing::initial_index`]); because N is a power of two ≤ 2^26, 2^32 is a
 //! multiple of 8N and the owner/lap arithmetic stays consistent across the wrap.
 
+/// A test start position of a work queue of `ring_bytes` bytes near the 2^32 wrap: four laps
+/// before it (real queues start at 0; the software device and the driver both start here when
+/// told to, a test hook to prove the wrap).
+pub const fn near_wrap_wq_start(ring_bytes: u32) -> u32 {
+    0u32.wrapping_sub(ring_bytes.wrapping_mul(4))
+}
+
 /// `gdma_queue_type` code of a send work queue.
 pub const GDMA_SQ: u32 = 1;
 /// `gdma_queue_type` code of a receive work queue.
@@ -171,6 +178,15 @@ impl OwnerRing {
     #[inline]
     pub const fn initial_index(self) -> u32 {
         self.entries()
+    }
+
+    /// A test position near the 2^32 wrap with the lap count of [`Self::initial_index`]:
+    /// `N - 8N` (mod 2^32), so the free-running index crosses 2^32 after 7 laps. Real queues
+    /// start at `initial_index`; the software device and the driver both start here when told to
+    /// (a test hook), to prove the wrap.
+    #[inline]
+    pub const fn near_wrap_index(self) -> u32 {
+        self.initial_index().wrapping_sub(self.entries() << 3)
     }
 
     /// Slot of `index`: `index mod N`.

@@ -364,20 +364,27 @@ fn create_wq_obj(core: &mut Core, r: ManaCreateWqObjReq) -> Option<Answer> {
         return None;
     };
     let lap = core.shared.cfg.cq_lap_limit;
-    let Ok(cq_id) = core.obj.cqs.insert_with(|id| Cq::new(id, cq_mem, parent, lap).ok_or(()))
-    else {
+    let near_wrap = core.shared.cfg.start_near_wrap;
+    let start = if near_wrap { gdma_defs::near_wrap_wq_start(r.wq_size) } else { 0 };
+    let Ok(cq_id) = core.obj.cqs.insert_with(|id| {
+        let mut cq = Cq::new(id, cq_mem, parent, lap).ok_or(())?;
+        if near_wrap {
+            cq.start_near_wrap();
+        }
+        Ok::<_, ()>(cq)
+    }) else {
         release_region(core, r.wq_gdma_region);
         release_region(core, r.cq_gdma_region);
         return None;
     };
     let wq_id = match kind {
         GdmaQueueType::Sq => core.obj.sqs.insert_with(|id| {
-            Wq::new(id, cq_id, wq_mem, 0)
+            Wq::new(id, cq_id, wq_mem, start)
                 .map(|wq| Sq { wq, vport: vi, inject_error: false })
                 .ok_or(())
         }),
         _ => core.obj.rqs.insert_with(|id| {
-            Wq::new(id, cq_id, wq_mem, 0)
+            Wq::new(id, cq_id, wq_mem, start)
                 .map(|wq| Rq {
                     wq,
                     vport: vi,

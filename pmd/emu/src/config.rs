@@ -131,6 +131,10 @@ pub struct DeviceConfig {
     /// dropped with CQE_TX_SA_DROP. Off lets forwarders that keep the sender's MAC (testpmd's
     /// io mode) run over the emulation, which real MANA would not allow.
     pub source_mac_check: bool,
+    /// Test hook: queues made by CREATE_WQ_OBJ start near the 2^32 wrap of their free-running
+    /// positions (`gdma_defs::near_wrap_wq_start`, `OwnerRing::near_wrap_index`) instead of at
+    /// the start; a driver told the same proves its counters cross 2^32.
+    pub start_near_wrap: bool,
 }
 
 impl DeviceConfig {
@@ -151,6 +155,7 @@ impl DeviceConfig {
             max_nap: Duration::from_millis(1),
             cpu: None,
             source_mac_check: true,
+            start_near_wrap: false,
         }
     }
 

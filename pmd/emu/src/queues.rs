@@ -169,6 +169,13 @@ impl Cq {
         self.p.ring.entries()
     }
 
+    /// Starts the (empty) CQ at the test position near the 2^32 wrap.
+    pub fn start_near_wrap(&mut self) {
+        let n = self.p.ring.near_wrap_index();
+        self.p.tail = n;
+        self.p.db_index = self.p.ring.doorbell_index(n);
+    }
+
     /// Whether a new CQE would be held now (the consumer is at the lap limit, or older CQEs
     /// are waiting): producers consume no more WQEs until a doorbell.
     #[inline]

@@ -157,6 +157,11 @@ impl CqPoller {
         self.rung = self.head;
     }
 
+    /// The test start index near the 2^32 wrap (`OwnerRing::near_wrap_index`).
+    pub fn near_wrap_index(&self) -> u32 {
+        self.owner.near_wrap_index()
+    }
+
     /// Starts the indices at `head` (a queue recreated where an old one stopped).
     pub fn set_head(&mut self, head: u32) {
         self.head = head;

@@ -151,9 +151,19 @@ struct PortState {
     stats_refs: Arc<Mutex<StatsRefs>>,
 }
 
+/// Driver options of a device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceOpts {
+    /// Test hook: new queue objects start near the 2^32 wrap of their positions, as a software
+    /// device told the same does (`mana_emu::DeviceConfig::start_near_wrap`). Real MANA queues
+    /// start at 0.
+    pub start_near_wrap: bool,
+}
+
 /// The worker's state.
 pub(crate) struct Worker {
     cp: Box<dyn ControlPlane>,
+    opts: DeviceOpts,
     caps: DeviceCaps,
     doorbells: Doorbells,
     ports: Vec<PortState>,
@@ -208,7 +218,11 @@ fn cp_err(port: u16, e: CpError) -> EthError {
 
 impl Device {
     /// Brings up the device through `cp` and starts its control worker.
-    pub fn start(mut cp: Box<dyn ControlPlane>, describe: String) -> Result<Arc<Self>, String> {
+    pub fn start(
+        mut cp: Box<dyn ControlPlane>,
+        describe: String,
+        opts: DeviceOpts,
+    ) -> Result<Arc<Self>, String> {
         let caps = cp.bring_up().map_err(|e| format!("bring-up: {e}"))?;
         let doorbells = cp.doorbells().map_err(|e| format!("doorbells: {e}"))?;
         let mut vports = Vec::new();
@@ -236,6 +250,7 @@ impl Device {
         let counters = ports.iter().map(|p| p.counters.clone()).collect();
         let worker = Worker {
             cp,
+            opts,
             caps: caps.clone(),
             doorbells,
             ports,
@@ -588,8 +603,11 @@ impl Worker {
                 mem_key,
             };
             let db_off = (db.page_offset + obj.db_page as u64 * db.page_size as u64) as usize;
-            let q = ManaTxq::new(sq, cq, nb, ids, db.win, db_off, stats, x)
+            let mut q = ManaTxq::new(sq, cq, nb, ids, db.win, db_off, stats, x)
                 .ok_or_else(|| CpError::BadArg("TX queue geometry".into()))?;
+            if self.opts.start_near_wrap {
+                q.start_near_wrap();
+            }
             let mut ex = slot.exclusive_logged("mana start").ok_or(CpError::NotUp)?;
             ex.with(|s| s.0 = Some(q));
         }
@@ -603,8 +621,11 @@ impl Worker {
             rq_handles.push(obj.handle);
             let ids = RxQueueIds { rq_id: obj.wq_id, cq_id: obj.cq_id, mem_key, port: port_id };
             let db_off = (db.page_offset + obj.db_page as u64 * db.page_size as u64) as usize;
-            let q = ManaRxq::new(rq, cq, nb, pool, ids, report, db.win, db_off, stats, x)
+            let mut q = ManaRxq::new(rq, cq, nb, pool, ids, report, db.win, db_off, stats, x)
                 .ok_or_else(|| CpError::BadArg("RX queue geometry".into()))?;
+            if self.opts.start_near_wrap {
+                q.start_near_wrap();
+            }
             let mut ex = slot.exclusive_logged("mana start").ok_or(CpError::NotUp)?;
             ex.with(|s| {
                 s.0 = Some(q);

@@ -1,6 +1,7 @@
 //! Probe strings of the MANA driver.
 //!
-//! - `mana:emu[,vports=N][,wire=WIRE][,queues=N][,any_source_mac=0|1]`: a software MANA device
+//! - `mana:emu[,vports=N][,wire=WIRE][,queues=N][,any_source_mac=0|1][,near_wrap=0|1]`: a software
+//!   MANA device
 //!   started in this process (wire: `pair`, `gen[:size=N,flows=N]`, `tap:IF0,IF1`,
 //!   `afpacket:IF0,IF1`), one port per vport. What tests and the default testpmd run use; no root
 //!   and no hugepages needed.
@@ -13,7 +14,7 @@ use pmd_ethdev::probe::{DriverFactory, ProbeArgs};
 use pmd_ethdev::{EthError, EthResult};
 
 use crate::bus::Bus;
-use crate::device::Device;
+use crate::device::{Device, DeviceOpts};
 use crate::gdma::{GdmaConfig, GdmaControlPlane};
 use crate::port::ManaPort;
 
@@ -26,6 +27,8 @@ pub struct ManaFactory {
     device: Mutex<Option<Arc<mana_emu::Device>>>,
     /// Control-plane settings.
     pub gdma: GdmaConfig,
+    /// Driver options.
+    pub opts: DeviceOpts,
 }
 
 impl std::fmt::Debug for ManaFactory {
@@ -47,10 +50,26 @@ impl ManaFactory {
         self
     }
 
+    /// Queues start near the 2^32 wrap of their positions (a test hook; the device must be told
+    /// the same: `mana_emu::DeviceConfig::start_near_wrap`, or `near_wrap=1` in `mana:emu`).
+    pub fn start_near_wrap(mut self) -> Self {
+        self.opts.start_near_wrap = true;
+        self
+    }
+
     fn ports(&self, bus: Box<dyn Bus>, spec: &str) -> EthResult<Vec<Box<dyn PortDriver>>> {
+        self.ports_with(bus, spec, self.opts.clone())
+    }
+
+    fn ports_with(
+        &self,
+        bus: Box<dyn Bus>,
+        spec: &str,
+        opts: DeviceOpts,
+    ) -> EthResult<Vec<Box<dyn PortDriver>>> {
         let describe = bus.describe();
         let cp = GdmaControlPlane::new(bus, self.gdma.clone());
-        let dev = Device::start(Box::new(cp), describe)
+        let dev = Device::start(Box::new(cp), describe, opts)
             .map_err(|why| EthError::BadProbe { spec: spec.to_owned(), why })?;
         Ok((0..dev.vports.len())
             .map(|i| Box::new(ManaPort::new(dev.clone(), i)) as Box<dyn PortDriver>)
@@ -72,7 +91,8 @@ impl DriverFactory for ManaFactory {
         match (args.head.as_deref(), args.get("sock")) {
             #[cfg(feature = "emu")]
             (Some("emu"), None) => {
-                args.only(&["vports", "wire", "queues", "any_source_mac"])?;
+                args.only(&["vports", "wire", "queues", "any_source_mac", "near_wrap"])?;
+                let near_wrap = args.parse_or::<u8>("near_wrap", 0)? != 0;
                 let given = self.device.lock().unwrap_or_else(|e| e.into_inner()).take();
                 let dev = match given {
                     Some(d) => d,
@@ -86,6 +106,7 @@ impl DriverFactory for ManaFactory {
                         let mut cfg = mana_emu::DeviceConfig::new(vports, wire);
                         cfg.max_queues = args.parse_or("queues", 16u32)?;
                         cfg.source_mac_check = args.parse_or::<u8>("any_source_mac", 0)? == 0;
+                        cfg.start_near_wrap = near_wrap;
                         cfg.validate().map_err(|e| args.error(e.to_string()))?;
                         Arc::new(
                             mana_emu::Device::start(cfg)
@@ -93,7 +114,9 @@ impl DriverFactory for ManaFactory {
                         )
                     }
                 };
-                self.ports(Box::new(crate::bus::EmuBus::new(dev)), &args.spec)
+                let mut opts = self.opts.clone();
+                opts.start_near_wrap |= near_wrap || dev.config().start_near_wrap;
+                self.ports_with(Box::new(crate::bus::EmuBus::new(dev)), &args.spec, opts)
             }
             #[cfg(feature = "emu")]
             (None, Some(path)) => {

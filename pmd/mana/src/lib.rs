@@ -12,5 +12,6 @@ pub mod qmem;
 pub mod rxq;
 pub mod txq;
 
+pub use device::DeviceOpts;
 pub use factory::ManaFactory;
 pub use port::ManaPort;

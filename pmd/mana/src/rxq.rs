@@ -215,6 +215,17 @@ impl ManaRxq {
         self.desc_tail.wrapping_sub(self.desc_head)
     }
 
+    /// Starts the (new, nothing posted) queue at the test positions near the 2^32 wrap the
+    /// software device uses when told to (`gdma_defs::near_wrap_wq_start`): RQ position,
+    /// descriptor counter and CQ index all cross 2^32 within a few laps. Descriptor i sits at
+    /// byte `32 * i` (mod 2^32), so the descriptor counter starts at the position / 32.
+    pub fn start_near_wrap(&mut self) {
+        let bu = gdma_defs::near_wrap_wq_start(self.rq.size()) / GDMA_WQE_BU_SIZE;
+        (self.desc_head, self.desc_tail, self.tail_bu) = (bu, bu, bu);
+        let c = self.cq.near_wrap_index();
+        self.cq.set_head(c);
+    }
+
     /// Posts fresh buffers into every free descriptor and rings the RQ doorbell; returns how
     /// many were posted (fewer when the pool runs dry, which is counted).
     pub fn refill(&mut self) -> u32 {

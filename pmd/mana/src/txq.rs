@@ -245,6 +245,18 @@ impl ManaTxq {
         }
     }
 
+    /// Starts the (new, empty) queue at the test positions near the 2^32 wrap the software
+    /// device uses when told to (`gdma_defs::near_wrap_wq_start`): SQ position, descriptor
+    /// counter and CQ index all cross 2^32 within a few laps.
+    pub fn start_near_wrap(&mut self) {
+        let bu = gdma_defs::near_wrap_wq_start(self.sq.size()) / GDMA_WQE_BU_SIZE;
+        (self.tail_bu, self.head_bu) = (bu, bu);
+        let d = 0u32.wrapping_sub(3 * self.descs.len() as u32);
+        (self.desc_head, self.desc_tail) = (d, d);
+        let c = self.cq.near_wrap_index();
+        self.cq.set_head(c);
+    }
+
     /// Packets handed to the device and not completed yet.
     pub fn outstanding(&self) -> u32 {
         self.desc_tail.wrapping_sub(self.desc_head)

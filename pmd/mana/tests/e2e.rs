@@ -697,3 +697,33 @@ fn a_hostile_device_for_ten_million_packets_crashes_nothing_and_every_bad_entry_
     }
     assert_eq!(mp.in_use_count(), 0);
 }
+
+#[test]
+fn free_running_counters_cross_2_to_the_32_with_nothing_lost() {
+    // Device and driver both start every queue object near the wrap: the RQ and SQ byte
+    // positions cross 2^32 after 4 laps of their rings, the CQ indices after 7.
+    let mut cfg = pair_cfg();
+    cfg.start_near_wrap = true;
+    let dev = Arc::new(mana_emu::Device::start(cfg).unwrap());
+    let mut reg = Registry::new();
+    reg.add(Box::new(ManaFactory::new().with_device(dev.clone()).start_near_wrap()));
+    let ports = reg.probe("mana:emu").unwrap();
+    let mp = pool("e2e-wrap", 4096);
+    for p in &ports {
+        setup(p, &mp, 1, &PortConf::default());
+    }
+    // 256 descriptors: far more than 8 laps of every ring, both ways.
+    let moved = forward(&ports, &mp, 100_000, 512);
+    assert!(moved >= 100_000);
+    for p in &ports {
+        let bad = xsum(p, &["_cqe_bad", "_cqe_bad_owner", "_cqe_bad_offset", "_bad_len"]);
+        assert_eq!(bad, 0, "port {}: {:?}", p.id(), p.xstats().unwrap());
+        let s = p.stats().unwrap();
+        assert_eq!(s.ierrors + s.oerrors, 0, "{s:?}");
+    }
+    assert_eq!(dev.stats().device.doorbells_refused.get(), 0, "every doorbell moved forward");
+    for p in &ports {
+        p.close().unwrap();
+    }
+    assert_eq!(mp.in_use_count(), 0);
+}
