@@ -125,6 +125,9 @@ pub struct Stats {
     pub vports: Vec<VportStats>,
     /// HWC requests received, by message type (the order of `COMMAND_NAMES`).
     pub hwc_requests: Vec<Counter>,
+    /// Hostile corruptions by kind (0..7 on RX CQEs, 7..14 on TX CQEs; the kinds of
+    /// `tx::post_corrupted`).
+    pub hostile_by_kind: Vec<Counter>,
 }
 
 impl Stats {
@@ -134,6 +137,7 @@ impl Stats {
             device: DeviceStats::default(),
             vports: (0..vports).map(|_| VportStats::default()).collect(),
             hwc_requests: COMMAND_NAMES.iter().map(|_| Counter::default()).collect(),
+            hostile_by_kind: (0..14).map(|_| Counter::default()).collect(),
         }
     }
 

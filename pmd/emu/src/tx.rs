@@ -146,6 +146,7 @@ fn post_corrupted(core: &mut Core, cq_id: u32, wq: u32, is_sq: bool, body: &[u8;
     fn set16(b: &mut [u8; 60], at: usize, v: u16) {
         b[at..at + 2].copy_from_slice(&v.to_le_bytes());
     }
+    core.shared.stats.hostile_by_kind[(r % 7) as usize + if is_sq { 7 } else { 0 }].inc();
     match r % 7 {
         // A queue id that names nothing of this CQ.
         0 => info_wq = wq ^ (1 + ((r >> 8) as u32 & 0xff_ffff)),

@@ -249,6 +249,12 @@ pub trait ControlPlane: Send {
     fn poll_events(&mut self, out: &mut Vec<DeviceEvent>) -> Result<(), CpError>;
     /// Whether the device still looks alive (its registers do not read all ones).
     fn alive(&self) -> bool;
+    /// Whether the device is there at all (false after a hot removal, or when the daemon that
+    /// serves it went away).
+    fn present(&self) -> bool;
+    /// Whether a command timed out since the last bring-up (the channel is then treated as dead
+    /// until the device is brought up again).
+    fn hung(&self) -> bool;
     /// From now on fail commands at once (a reset was requested: the channel is dead).
     fn mark_gone(&mut self, why: &str);
     /// Undoes `bring_up`: deregisters and closes the channel, freeing what it made. Best effort

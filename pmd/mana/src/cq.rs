@@ -70,6 +70,11 @@ impl CqPoller {
         })
     }
 
+    /// The ring.
+    pub fn ring(&self) -> Ring {
+        self.ring
+    }
+
     /// Entries in the ring.
     pub fn entries(&self) -> u32 {
         self.owner.entries()

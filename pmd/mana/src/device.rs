@@ -25,10 +25,15 @@ use pmd_ethdev::stats::{Counter, PortStats, RxQueueStats, TxQueueStats, XStat};
 use pmd_ethdev::{EthError, EthResult, PortConf, RssConf};
 use pmd_mempool::MbufPool;
 
+mod recovery;
+
+pub use recovery::Hooks;
+
 use crate::cp::{ControlPlane, CpError, DeviceCaps, DeviceEvent, Doorbells, RxSteer, VportInfo};
 use crate::cp::{VportTx, WqKind, WqObj, WqSpec};
 use crate::qmem::{RingArena, pow2_at_least};
 use crate::rxq::{ManaRxq, RxQueueIds, RxReport, RxXstats};
+use crate::state::{DevState, StateCell};
 use crate::txq::{ManaTxq, TxQueueIds, TxXstats};
 
 /// The Toeplitz key a port starts with (the one Microsoft's verification examples use).
@@ -111,6 +116,7 @@ struct TxSetup {
 struct Running {
     arena: RingArena,
     arena_iova: u64,
+    mem_key: u32,
     rx_objs: Vec<WqObj>,
     tx_objs: Vec<WqObj>,
 }
@@ -124,6 +130,16 @@ pub struct PortCounters {
     pub rx_freed_at_stop: Counter,
     /// Unsent TX packets freed at stop.
     pub tx_freed_at_stop: Counter,
+    /// Recovery episodes this port went through (ERR_RECOVERING raised).
+    pub recoveries: Counter,
+    /// Posted RX buffers freed by a recovery.
+    pub rx_freed_at_reset: Counter,
+    /// Unsent TX packets freed (dropped) by a recovery.
+    pub tx_dropped_at_reset: Counter,
+    /// Send queues recreated alone after the device disabled them.
+    pub sq_recreated: Counter,
+    /// Unsent TX packets freed (dropped) when their send queue was recreated.
+    pub tx_dropped_at_sq_error: Counter,
 }
 
 /// What a port's stats() reads without asking the worker: its queues' counters.
@@ -149,15 +165,38 @@ struct PortState {
     rss_hf: u64,
     counters: Arc<PortCounters>,
     stats_refs: Arc<Mutex<StatsRefs>>,
+    /// The application wants the port started (kept through an episode: a recovered port is
+    /// started again only if it was).
+    admin_started: bool,
+    /// Closed: no more events.
+    closed: bool,
+    /// MTU set by the application (MANA has no MTU command: TX frames are checked against it).
+    mtu: u16,
+    /// Per TX queue: the device-error count already acted on.
+    tx_err_seen: Vec<u64>,
 }
 
 /// Driver options of a device.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DeviceOpts {
     /// Test hook: new queue objects start near the 2^32 wrap of their positions, as a software
     /// device told the same does (`mana_emu::DeviceConfig::start_near_wrap`). Real MANA queues
     /// start at 0.
     pub start_near_wrap: bool,
+    /// How long a recovery may try before it gives up (RECOVERY_FAILED). Default 10 minutes.
+    pub recovery_budget: Duration,
+    /// Test hooks shared by every device made with these options.
+    pub hooks: Arc<Hooks>,
+}
+
+impl Default for DeviceOpts {
+    fn default() -> Self {
+        DeviceOpts {
+            start_near_wrap: false,
+            recovery_budget: Duration::from_secs(600),
+            hooks: Arc::default(),
+        }
+    }
 }
 
 /// The worker's state.
@@ -170,6 +209,13 @@ pub(crate) struct Worker {
     /// Events to raise once the current piece of work is done (no borrow held).
     events: Vec<(Arc<pmd_ethdev::Events>, EventType, Option<u16>, String)>,
     device_events: Vec<DeviceEvent>,
+    /// The device state (shared with the API side, which reads it without a lock).
+    state: Arc<StateCell>,
+    /// The recovery episode under way.
+    episode: Option<recovery::Episode>,
+    /// Queue states and ring memory a torn-down device might still have written when they
+    /// were taken away: freed once it can no longer (it is back, fresh, or gone).
+    deferred: Vec<Running>,
     /// Device events seen, by kind.
     pub(crate) seen_resets: u64,
     pub(crate) seen_other: u64,
@@ -201,6 +247,7 @@ pub struct Device {
     pub describe: String,
     stats_refs: Vec<Arc<Mutex<StatsRefs>>>,
     counters: Vec<Arc<PortCounters>>,
+    state: Arc<StateCell>,
 }
 
 impl std::fmt::Debug for Device {
@@ -244,10 +291,15 @@ impl Device {
                 rss_hf: 0,
                 counters: Arc::default(),
                 stats_refs: Arc::default(),
+                admin_started: false,
+                closed: false,
+                mtu: 1500,
+                tx_err_seen: Vec::new(),
             })
             .collect();
         let stats_refs = ports.iter().map(|p| p.stats_refs.clone()).collect();
         let counters = ports.iter().map(|p| p.counters.clone()).collect();
+        let state = Arc::new(StateCell::default());
         let worker = Worker {
             cp,
             opts,
@@ -256,6 +308,9 @@ impl Device {
             ports,
             events: Vec::new(),
             device_events: Vec::new(),
+            state: state.clone(),
+            episode: None,
+            deferred: Vec::new(),
             seen_resets: 0,
             seen_other: 0,
         };
@@ -277,7 +332,13 @@ impl Device {
             describe,
             stats_refs,
             counters,
+            state,
         }))
+    }
+
+    /// The device state now.
+    pub fn state(&self) -> DevState {
+        self.state.get()
     }
 
     /// Runs `f` on the worker and returns its result: inline when called on the worker (an
@@ -347,13 +408,26 @@ fn raise_pending(key: usize) {
     }
 }
 
-/// How often the worker looks at device events when no work arrives.
-const EVENT_POLL: Duration = Duration::from_millis(50);
+/// How often the worker looks at device events and queue errors when no work arrives.
+const EVENT_POLL: Duration = Duration::from_millis(5);
+/// How often it moves a recovery episode on (waits are deadlines checked at this pace).
+const EPISODE_POLL: Duration = Duration::from_millis(1);
 
 fn worker_main(key: usize, worker: Worker, rx: mpsc::Receiver<Msg>) {
     WORKER.with(|w| *w.borrow_mut() = Some((key, worker)));
+    let mut next_tick = std::time::Instant::now();
     loop {
-        match rx.recv_timeout(EVENT_POLL) {
+        let now = std::time::Instant::now();
+        if now >= next_tick {
+            let fast = WORKER.with(|w| match w.borrow_mut().as_mut() {
+                Some((_, worker)) => worker.tick(),
+                None => false,
+            });
+            raise_pending(key);
+            next_tick = std::time::Instant::now() + if fast { EPISODE_POLL } else { EVENT_POLL };
+        }
+        let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(wait) {
             Ok(Msg::Run(job)) => {
                 WORKER.with(|w| {
                     if let Some((_, worker)) = w.borrow_mut().as_mut() {
@@ -362,13 +436,7 @@ fn worker_main(key: usize, worker: Worker, rx: mpsc::Receiver<Msg>) {
                 });
             }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {
-                WORKER.with(|w| {
-                    if let Some((_, worker)) = w.borrow_mut().as_mut() {
-                        worker.poll_device();
-                    }
-                });
-            }
+            Err(RecvTimeoutError::Timeout) => {}
         }
         raise_pending(key);
     }
@@ -378,16 +446,19 @@ fn worker_main(key: usize, worker: Worker, rx: mpsc::Receiver<Msg>) {
         for p in 0..worker.ports.len() {
             let _ = worker.stop_port(p);
         }
+        worker.free_deferred();
         let _ = worker.cp.tear_down();
+        worker.state.set(DevState::Closed);
     }
 }
 
 impl Worker {
-    /// Takes device events (and notices a dead device).
+    /// Takes device events into `device_events`.
     fn poll_device(&mut self) {
         let mut evs = std::mem::take(&mut self.device_events);
         evs.clear();
         if self.cp.poll_events(&mut evs).is_err() {
+            self.device_events = evs;
             return;
         }
         for e in &evs {
@@ -416,6 +487,7 @@ impl Worker {
         conf: &PortConf,
     ) -> EthResult<()> {
         let id = self.port_id(p);
+        self.idle(p)?;
         let st = self.port(p);
         if st.running.is_some() {
             return Err(EthError::BadState { port: id, op: "configure", state: "started" });
@@ -423,6 +495,7 @@ impl Worker {
         st.conf = conf.clone();
         st.rxq = (0..nb_rxq).map(|_| None).collect();
         st.txq = (0..nb_txq).map(|_| None).collect();
+        st.tx_err_seen = vec![0; nb_txq as usize];
         let n = st.vport.indir_entries.max(1) as u16;
         st.reta = (0..n).map(|i| i % nb_rxq.max(1)).collect();
         if let Some(r) = &conf.rss {
@@ -448,6 +521,7 @@ impl Worker {
         nb_desc: u16,
         pool: MbufPool,
     ) -> EthResult<Arc<QueueSlot<RxState>>> {
+        self.idle(p)?;
         let st = self.port(p);
         let slot = Arc::new(QueueSlot::new(RxState(None), true));
         let stats = Arc::new(RxQueueStats::default());
@@ -471,10 +545,13 @@ impl Worker {
         q: u16,
         nb_desc: u16,
     ) -> EthResult<Arc<QueueSlot<TxState>>> {
+        self.idle(p)?;
         let st = self.port(p);
         let slot = Arc::new(QueueSlot::new(TxState(None), true));
         let stats = Arc::new(TxQueueStats::default());
         let x = Arc::new(TxXstats::default());
+        st.tx_err_seen.resize(st.txq.len(), 0);
+        st.tx_err_seen[q as usize] = x.err_gdma.get();
         st.txq[q as usize] = Some(TxSetup {
             nb_desc: pow2_at_least(nb_desc as u32, MIN_DESC as u32),
             slot: slot.clone(),
@@ -487,8 +564,29 @@ impl Worker {
         Ok(slot)
     }
 
-    /// Creates the port's device objects, posts RX buffers, sets steering, opens the gates.
+    /// Refuses control calls while a recovery episode runs, or after it failed.
+    fn idle(&self, p: usize) -> EthResult<()> {
+        let id = self.port_id(p);
+        match self.state.get() {
+            DevState::Active => Ok(()),
+            DevState::Removed | DevState::Closed => Err(EthError::Removed { port: id }),
+            s => Err(EthError::Busy { port: id, why: format!("the device is {}", s.name()) }),
+        }
+    }
+
+    /// The application starts the port.
     pub(crate) fn start_port(&mut self, p: usize) -> EthResult<()> {
+        self.idle(p)?;
+        self.ports[p].admin_started = true;
+        let r = self.bring_port_up(p);
+        if r.is_err() {
+            self.ports[p].admin_started = false;
+        }
+        r
+    }
+
+    /// Creates the port's device objects, posts RX buffers, sets steering, opens the gates.
+    fn bring_port_up(&mut self, p: usize) -> EthResult<()> {
         let id = self.port_id(p);
         if self.ports[p].running.is_some() {
             return Ok(());
@@ -496,7 +594,7 @@ impl Worker {
         let r = self.try_start(p);
         if let Err(e) = r {
             // Undo what was made; the error is what the caller sees.
-            let _ = self.stop_port(p);
+            let _ = self.halt_port(p);
             return Err(cp_err(id, e));
         }
         let st = self.port(p);
@@ -510,6 +608,9 @@ impl Worker {
             if let Some(x) = s.slot.exclusive_logged("mana start") {
                 x.open();
             }
+        }
+        if let Some(ctx) = &st.ctx {
+            ctx.dispatch.set_live();
         }
         Ok(())
     }
@@ -543,7 +644,7 @@ impl Worker {
         let arena_iova = arena.segment().iova_base();
         self.cp.register_segment(arena.segment())?;
         self.ports[p].running =
-            Some(Running { arena, arena_iova, rx_objs: Vec::new(), tx_objs: Vec::new() });
+            Some(Running { arena, arena_iova, mem_key, rx_objs: Vec::new(), tx_objs: Vec::new() });
         let vport = self.ports[p].vport.handle;
         let tx_cfg = self.cp.config_vport_tx(vport)?;
         self.ports[p].tx_cfg = Some(tx_cfg);
@@ -594,20 +695,7 @@ impl Worker {
             if let Some(run) = self.ports[p].running.as_mut() {
                 run.tx_objs.push(obj);
             }
-            let ids = TxQueueIds {
-                sq_id: obj.wq_id,
-                cq_id: obj.cq_id,
-                db_page: obj.db_page,
-                vport_offset: tx_cfg.tx_vport_offset,
-                short_form_allowed: tx_cfg.short_form_allowed,
-                mem_key,
-            };
-            let db_off = (db.page_offset + obj.db_page as u64 * db.page_size as u64) as usize;
-            let mut q = ManaTxq::new(sq, cq, nb, ids, db.win, db_off, stats, x)
-                .ok_or_else(|| CpError::BadArg("TX queue geometry".into()))?;
-            if self.opts.start_near_wrap {
-                q.start_near_wrap();
-            }
+            let q = self.make_txq(&obj, tx_cfg, mem_key, (sq, cq), nb, stats, x)?;
             let mut ex = slot.exclusive_logged("mana start").ok_or(CpError::NotUp)?;
             ex.with(|s| s.0 = Some(q));
         }
@@ -626,6 +714,7 @@ impl Worker {
             if self.opts.start_near_wrap {
                 q.start_near_wrap();
             }
+            q.set_hooks(self.opts.hooks.clone());
             let mut ex = slot.exclusive_logged("mana start").ok_or(CpError::NotUp)?;
             ex.with(|s| {
                 s.0 = Some(q);
@@ -638,6 +727,37 @@ impl Worker {
             self.steer(p, true)?;
         }
         Ok(())
+    }
+
+    /// A TX queue over a created SQ object.
+    #[allow(clippy::too_many_arguments)]
+    fn make_txq(
+        &self,
+        obj: &WqObj,
+        tx_cfg: VportTx,
+        mem_key: u32,
+        (sq, cq): (crate::qmem::Ring, crate::qmem::Ring),
+        nb: u32,
+        stats: Arc<TxQueueStats>,
+        x: Arc<TxXstats>,
+    ) -> Result<ManaTxq, CpError> {
+        let db = &self.doorbells;
+        let ids = TxQueueIds {
+            sq_id: obj.wq_id,
+            cq_id: obj.cq_id,
+            db_page: obj.db_page,
+            vport_offset: tx_cfg.tx_vport_offset,
+            short_form_allowed: tx_cfg.short_form_allowed,
+            mem_key,
+        };
+        let db_off = (db.page_offset + obj.db_page as u64 * db.page_size as u64) as usize;
+        x.sq_id.store(obj.wq_id as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut q = ManaTxq::new(sq, cq, nb, ids, db.win, db_off, stats, x)
+            .ok_or_else(|| CpError::BadArg("TX queue geometry".into()))?;
+        if self.opts.start_near_wrap {
+            q.start_near_wrap();
+        }
+        Ok(q)
     }
 
     /// Sends the port's RX steering (enabled or not) to the device.
@@ -662,8 +782,25 @@ impl Worker {
         self.cp.config_vport_rx(&steer)
     }
 
-    /// Closes the gates, turns RX off, destroys the device objects, frees every buffer.
+    /// The application stops the port (allowed during an episode: the port then stays stopped
+    /// when the device comes back).
     pub(crate) fn stop_port(&mut self, p: usize) -> EthResult<()> {
+        self.ports[p].admin_started = false;
+        if self.state.get() != DevState::Active {
+            // The device objects are gone or going: close the gates and free what the queues
+            // hold if the device can no longer write it.
+            self.close_gates(p);
+            if self.episode.is_none() || !self.cp.alive() {
+                self.free_deferred();
+            }
+            let _ = self.halt_port(p);
+            return Ok(());
+        }
+        self.halt_port(p)
+    }
+
+    /// Closes the gates, turns RX off, destroys the device objects, frees every buffer.
+    fn halt_port(&mut self, p: usize) -> EthResult<()> {
         let id = self.port_id(p);
         let busy = || EthError::Busy {
             port: id,
@@ -716,27 +853,37 @@ impl Worker {
         }
         drop(run);
         match first_err {
-            // A device that is gone has dropped everything anyway: the port is stopped.
-            Some(CpError::DeviceGone { .. }) | None => Ok(()),
+            // A device that is gone, or whose channel no longer answers (the first command
+            // waited its timeout, the rest failed at once), has dropped everything or will on
+            // its reset: the port is stopped and its buffers are back.
+            Some(CpError::DeviceGone { .. } | CpError::Timeout { .. }) | None => Ok(()),
             Some(e) => Err(cp_err(id, e)),
         }
     }
 
     pub(crate) fn close_port(&mut self, p: usize) -> EthResult<()> {
         self.stop_port(p)?;
+        // Whatever the queues still hold goes back to its pool (the device objects are gone).
+        self.drain_slots(p);
         let st = self.port(p);
         st.rxq.clear();
         st.txq.clear();
+        st.closed = true;
         Ok(())
     }
 
     pub(crate) fn device_xstats(&mut self, p: usize) -> EthResult<Vec<(&'static str, u64)>> {
         let id = self.port_id(p);
+        if self.state.get() != DevState::Active {
+            // No device to ask: the queue counters alone.
+            return Ok(Vec::new());
+        }
         self.cp.device_stats().map_err(|e| cp_err(id, e))
     }
 
     pub(crate) fn reta_update(&mut self, p: usize, reta: &[u16]) -> EthResult<()> {
         let id = self.port_id(p);
+        self.idle(p)?;
         self.port(p).reta = reta.to_vec();
         self.steer(p, true).map_err(|e| cp_err(id, e))
     }
@@ -747,6 +894,7 @@ impl Worker {
 
     pub(crate) fn rss_update(&mut self, p: usize, rss_conf: &RssConf) -> EthResult<()> {
         let id = self.port_id(p);
+        self.idle(p)?;
         let st = self.port(p);
         if let Some(k) = &rss_conf.key {
             st.rss_key.copy_from_slice(k);
@@ -766,10 +914,20 @@ impl Worker {
         (self.seen_resets, self.seen_other)
     }
 
-    /// Queues an event for raising after the current work.
-    #[allow(dead_code)]
+    /// Sets the MTU (kept, and restored by a recovery).
+    pub(crate) fn mtu_set(&mut self, p: usize, mtu: u16) -> EthResult<()> {
+        self.idle(p)?;
+        self.port(p).mtu = mtu;
+        Ok(())
+    }
+
+    /// Queues an event for raising after the current work (none for a closed port).
     pub(crate) fn queue_event(&mut self, p: usize, kind: EventType, queue: Option<u16>, d: String) {
-        if let Some(ctx) = &self.ports[p].ctx {
+        let st = &self.ports[p];
+        if st.closed {
+            return;
+        }
+        if let Some(ctx) = &st.ctx {
             self.events.push((ctx.events.clone(), kind, queue, d));
         }
     }
@@ -828,10 +986,17 @@ pub(crate) fn queue_xstats(refs: &StatsRefs, c: &PortCounters, out: &mut Vec<XSt
         out.push(XStat::new(format!("tx_q{i}_err_gdma"), x.err_gdma.get()));
         out.push(XStat::new(format!("tx_q{i}_err_other"), x.err_other.get()));
         out.push(XStat::new(format!("tx_q{i}_too_many_segs"), x.too_many_segs.get()));
+        let sq_id = x.sq_id.load(std::sync::atomic::Ordering::Relaxed);
+        out.push(XStat::new(format!("tx_q{i}_sq_id"), sq_id));
         out.push(XStat::new(format!("tx_q{i}_ring_full"), x.ring_full.get()));
         out.push(XStat::new(format!("tx_q{i}_doorbells"), x.doorbells.get()));
     }
     out.push(XStat::new("port_starts", c.starts.get()));
     out.push(XStat::new("rx_buffers_freed_at_stop", c.rx_freed_at_stop.get()));
     out.push(XStat::new("tx_packets_freed_at_stop", c.tx_freed_at_stop.get()));
+    out.push(XStat::new("recoveries", c.recoveries.get()));
+    out.push(XStat::new("rx_buffers_freed_at_reset", c.rx_freed_at_reset.get()));
+    out.push(XStat::new("tx_packets_dropped_at_reset", c.tx_dropped_at_reset.get()));
+    out.push(XStat::new("sq_recreated", c.sq_recreated.get()));
+    out.push(XStat::new("tx_packets_dropped_at_sq_error", c.tx_dropped_at_sq_error.get()));
 }

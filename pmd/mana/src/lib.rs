@@ -10,8 +10,10 @@ pub mod gdma;
 pub mod port;
 pub mod qmem;
 pub mod rxq;
+pub mod state;
 pub mod txq;
 
-pub use device::DeviceOpts;
+pub use device::{DeviceOpts, Hooks};
 pub use factory::ManaFactory;
 pub use port::ManaPort;
+pub use state::DevState;

@@ -77,7 +77,7 @@ impl PortDriver for ManaPort {
             flow_type_rss_offloads: rss::MANA,
             reta_size: v.indir_entries as u16,
             hash_key_size: 40,
-            err_handle_mode: ErrHandleMode::None,
+            err_handle_mode: ErrHandleMode::Proactive,
             default_burst: 32,
             default_desc: (1024, 1024),
         }
@@ -187,6 +187,7 @@ impl PortDriver for ManaPort {
         if mtu > max {
             return Err(EthError::bad_arg(self.id(), "mtu", format!("{mtu}, at most {max}")));
         }
-        Ok(())
+        let p = self.vport;
+        self.dev.call(self.id(), move |w| w.mtu_set(p, mtu))?
     }
 }

@@ -148,6 +148,8 @@ pub struct ManaRxq {
     stats: Arc<RxQueueStats>,
     x: Arc<RxXstats>,
     offsets: Offsets,
+    /// Test hooks (a slow burst).
+    hooks: Arc<crate::device::Hooks>,
 }
 
 impl std::fmt::Debug for ManaRxq {
@@ -206,8 +208,22 @@ impl ManaRxq {
             hdr: WqeHeader::new(1, InlineOobSize::Small).0,
             stats,
             x,
+            hooks: Arc::default(),
             offsets: Offsets::Learning(0),
         })
+    }
+
+    /// Test hooks this queue obeys.
+    pub fn set_hooks(&mut self, hooks: Arc<crate::device::Hooks>) {
+        self.hooks = hooks;
+    }
+
+    /// The slow-burst test hook: sleeps inside the gate.
+    #[cold]
+    #[inline(never)]
+    fn hook_delay(&self) {
+        let us = self.hooks.rx_burst_delay_us.load(Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_micros(us));
     }
 
     /// Descriptors posted and not completed.
@@ -420,6 +436,9 @@ impl ManaRxq {
 impl RxBurst for ManaRxq {
     #[inline]
     fn rx_burst(&mut self, out: &mut Pkts, max: usize) -> usize {
+        if self.hooks.rx_burst_delay_us.load(Ordering::Relaxed) != 0 {
+            self.hook_delay();
+        }
         let max = max.min(out.room());
         let mut got = 0usize;
         let mut bytes = 0u64;

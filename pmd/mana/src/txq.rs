@@ -64,6 +64,8 @@ pub struct TxXstats {
     pub ring_full: Counter,
     /// Doorbells written.
     pub doorbells: Counter,
+    /// The device's id of the SQ now in use (a gauge; changes when the queue is recreated).
+    pub sq_id: std::sync::atomic::AtomicU64,
 }
 
 /// What a TX queue needs to know about its device objects.
@@ -255,6 +257,11 @@ impl ManaTxq {
         (self.desc_head, self.desc_tail) = (d, d);
         let c = self.cq.near_wrap_index();
         self.cq.set_head(c);
+    }
+
+    /// The SQ and CQ rings (to recreate the queue on them).
+    pub fn rings(&self) -> (Ring, Ring) {
+        (self.sq, self.cq.ring())
     }
 
     /// Packets handed to the device and not completed yet.

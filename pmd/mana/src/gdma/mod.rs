@@ -133,6 +133,8 @@ pub struct GdmaControlPlane {
     up: Option<Up>,
     /// Why commands fail at once (set by `mark_gone`, a reset request, BAR0 all ones).
     gone: Option<String>,
+    /// A command timed out since the last bring-up.
+    hung: bool,
     /// Counters of channels torn down.
     past: HwcCounters,
     /// Test hook: called with the command name before each typed command is sent; may set a
@@ -158,6 +160,9 @@ fn kind_of(code: u32) -> Option<WqKind> {
 }
 
 /// Whether an error means the channel cannot be used any more (for now).
+/// How long a command waits once an earlier one timed out (until one is answered again).
+const HUNG_TIMEOUT: Duration = Duration::from_millis(20);
+
 fn channel_dead(e: &CpError) -> bool {
     matches!(e, CpError::Timeout { .. } | CpError::DeviceGone { .. })
 }
@@ -251,6 +256,7 @@ impl GdmaControlPlane {
             bar,
             up: None,
             gone: None,
+            hung: false,
             past: HwcCounters::default(),
             #[cfg(test)]
             hook: None,
@@ -265,6 +271,7 @@ impl GdmaControlPlane {
     /// Changes the command timeout from now on (e.g. after the device announced another one).
     pub fn set_cmd_timeout(&mut self, timeout: Duration) {
         self.cfg.cmd_timeout = timeout;
+        self.hung = false;
     }
 
     /// Whether `bring_up` completed and `tear_down` has not run since.
@@ -313,11 +320,22 @@ impl GdmaControlPlane {
         f: impl FnOnce(&mut Hwc, Duration) -> Result<T, CpError>,
     ) -> Result<T, CpError> {
         self.check_gone()?;
-        let timeout = self.cfg.cmd_timeout;
+        let timeout =
+            if self.hung { self.cfg.cmd_timeout.min(HUNG_TIMEOUT) } else { self.cfg.cmd_timeout };
         let up = self.up.as_mut().ok_or(CpError::NotUp)?;
         let r = f(&mut up.hwc, timeout);
-        if let Err(CpError::DeviceGone { why }) = &r {
-            self.gone.get_or_insert_with(|| why.clone());
+        match &r {
+            Err(CpError::DeviceGone { why }) => {
+                self.gone.get_or_insert_with(|| why.clone());
+            }
+            Err(CpError::Timeout { .. }) => {
+                // Once one command timed out, later ones wait only HUNG_TIMEOUT (as the Linux
+                // driver drops its timeout after the first), until one is answered again; the
+                // device's owner sees `hung` and recovers the device.
+                self.hung = true;
+            }
+            Ok(_) => self.hung = false,
+            _ => {}
         }
         self.file_late_answers();
         r
@@ -755,6 +773,7 @@ impl ControlPlane for GdmaControlPlane {
             let _ = self.tear_down();
         }
         self.gone = None;
+        self.hung = false;
         if !self.bus.present() {
             return Err(CpError::DeviceGone {
                 why: format!("{}: not present", self.bus.describe()),
@@ -1115,6 +1134,14 @@ impl ControlPlane for GdmaControlPlane {
 
     fn alive(&self) -> bool {
         hwc::bar_alive(&self.bar.win()) && self.bus.present()
+    }
+
+    fn present(&self) -> bool {
+        self.bus.present()
+    }
+
+    fn hung(&self) -> bool {
+        self.hung
     }
 
     fn mark_gone(&mut self, why: &str) {
