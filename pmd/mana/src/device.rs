@@ -908,12 +908,6 @@ impl Worker {
         RssConf { key: Some(st.rss_key.to_vec()), hf: st.rss_hf }
     }
 
-    /// Device events seen so far (resets, others).
-    #[allow(dead_code)]
-    pub(crate) fn events_seen(&self) -> (u64, u64) {
-        (self.seen_resets, self.seen_other)
-    }
-
     /// Sets the MTU (kept, and restored by a recovery).
     pub(crate) fn mtu_set(&mut self, p: usize, mtu: u16) -> EthResult<()> {
         self.idle(p)?;

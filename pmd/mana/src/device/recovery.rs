@@ -190,7 +190,7 @@ impl Worker {
             Phase::Notified => {
                 self.quiesce_and_tear_down();
                 if ep.cause == Cause::Removed || !self.cp.present() {
-                    self.finish_removed(&ep);
+                    self.finish_removed();
                     return;
                 }
                 self.state.set(DevState::TornDown);
@@ -200,7 +200,7 @@ impl Worker {
             Phase::Waiting => {
                 let now = Instant::now();
                 if !self.cp.present() {
-                    self.finish_removed(&ep);
+                    self.finish_removed();
                     return;
                 }
                 if now >= ep.deadline {
@@ -393,10 +393,9 @@ impl Worker {
         }
     }
 
-    fn finish_removed(&mut self, ep: &Episode) {
+    fn finish_removed(&mut self) {
         self.state.set(DevState::Removed);
         self.free_deferred();
-        let _ = ep;
         for p in 0..self.ports.len() {
             self.queue_event(p, EventType::IntrRmv, None, Cause::Removed.describe().to_owned());
         }
