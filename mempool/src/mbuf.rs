@@ -558,6 +558,29 @@ impl Mbuf {
         true
     }
 
+    /// RX: [`Mbuf::rx_init`] for a driver that has already checked the length against its
+    /// pool's data room. It never fails: an offset or length that would not fit is cut to the
+    /// buffer (a wrong caller gets a short packet, never an access outside the buffer), so a
+    /// landing loop has no drop path.
+    #[inline(always)]
+    pub fn rx_set(&mut self, data_off: u16, len: u16, port: u16, ol_flags: u64) {
+        let buf_len = self.buf_len();
+        let data_off = data_off.min(buf_len);
+        let len = len.min(buf_len - data_off);
+        set!(self, data_off, data_off);
+        set!(self, data_len, len);
+        set!(self, pkt_len, len as u32);
+        set!(self, port, port);
+        set!(self, ol_flags, ol_flags);
+        set!(self, packet_type, 0);
+    }
+
+    /// The first segment's data IOVA and length (what a one-segment TX descriptor needs).
+    #[inline(always)]
+    pub fn data_iova_len(&self) -> (u64, u16) {
+        (get!(self, buf_iova) + get!(self, data_off) as u64, get!(self, data_len))
+    }
+
     /// The chain's segments as (data IOVA, data length).
     #[inline(always)]
     pub fn segment_iovas(&self) -> SegmentIovas<'_> {
@@ -618,6 +641,20 @@ impl Mbuf {
             p = unsafe { (*cur).next };
             Some(cur)
         })
+    }
+
+    /// Frees the mbufs held in `slots` (a driver's descriptor ring), leaving every slot empty;
+    /// returns how many there were. Runs of simple mbufs of one pool go back in bulk, straight
+    /// from the slots (no intermediate copy of the handles).
+    #[inline]
+    pub fn free_slots(slots: &mut [Option<Mbuf>]) -> usize {
+        let mut n = 0;
+        Mbuf::free_bulk(slots.iter_mut().filter_map(|s| {
+            let m = s.take();
+            n += m.is_some() as usize;
+            m
+        }));
+        n
     }
 
     /// Frees many mbufs, returning runs of simple mbufs of one pool in bulk.
@@ -1072,6 +1109,24 @@ impl MbufPool {
         Ok(())
     }
 
+    /// Fills every slot of `slots` (a driver's descriptor ring) with a fresh mbuf, without
+    /// resetting them (as [`MbufPool::alloc_bulk_stale`]): all or none. False, with nothing
+    /// allocated and no error value built (the RX refill path must not allocate), when the pool
+    /// cannot give `slots.len()` objects.
+    ///
+    /// The slots must be empty: an mbuf still in one would be overwritten, never freed (a leak,
+    /// which pool audits report; debug builds assert instead). Checking every slot here would
+    /// cost the refill path a load and a branch per packet.
+    #[inline]
+    pub fn alloc_into_slots(&self, slots: &mut [Option<Mbuf>]) -> bool {
+        debug_assert!(slots.iter().all(Option::is_none), "alloc_into_slots: a slot is in use");
+        // SAFETY: `Option<Mbuf>` is one pointer with null as `None` (Mbuf is a transparent
+        // NonNull; asserted below), so writing an object pointer into a slot makes it
+        // `Some(mbuf)`. Overwriting a `Some` would only leak that mbuf (no double free, no
+        // dangling handle); on `false` nothing was written.
+        unsafe { self.alloc_bulk_raw(slots.as_mut_ptr().cast::<Mbuf>(), slots.len()) }
+    }
+
     /// Where the data of a fresh mbuf starts, as an offset from the mbuf's address (its header),
     /// when the IOVA of every object is its address (IOVA-as-VA, what segments give): a driver
     /// can then post a buffer without reading its header. `None` otherwise.
@@ -1104,6 +1159,8 @@ fn obj_to_hdr(obj: ObjPtr) -> NonNull<MbufHdr> {
 
 // Mbuf and ObjPtr must stay interchangeable for `alloc_bulk_raw`.
 const _: () = assert!(size_of::<Mbuf>() == size_of::<ObjPtr>());
+// And `Option<Mbuf>` with them, for `alloc_into_slots`.
+const _: () = assert!(size_of::<Option<Mbuf>>() == size_of::<ObjPtr>());
 
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,21 @@ impl Pkts {
         self.v.try_push(m).map_err(|e| e.element())
     }
 
+    /// Moves the mbufs of `slots` (a driver's descriptor ring), in order, to the end of the
+    /// burst, emptying their slots, until the burst is full; empty slots are skipped. Returns
+    /// how many slots were consumed (taken or found empty).
+    #[inline(always)]
+    pub fn fill_from_slots(&mut self, slots: &mut [Option<Mbuf>]) -> usize {
+        let n = slots.len().min(self.room());
+        for s in &mut slots[..n] {
+            if let Some(m) = s.take() {
+                // Cannot fail: at most `room` slots are taken.
+                let _ = self.v.try_push(m);
+            }
+        }
+        n
+    }
+
     /// The packets.
     #[inline(always)]
     pub fn as_slice(&self) -> &[Mbuf] {

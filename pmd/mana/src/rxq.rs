@@ -29,7 +29,7 @@ use pmd_mempool::mbuf::ol::{
 use pmd_mempool::shm::Window;
 use pmd_mempool::{Mbuf, MbufPool};
 
-use crate::cq::{CqPoller, Polled};
+use crate::cq::{CqEntry, CqPoller, Polled};
 use crate::qmem::Ring;
 
 /// Counters of an RX queue beyond the basic ones (shown as xstats).
@@ -244,8 +244,13 @@ impl ManaRxq {
 
     /// Posts fresh buffers into every free descriptor and rings the RQ doorbell; returns how
     /// many were posted (fewer when the pool runs dry, which is counted).
+    ///
+    /// The mbufs are allocated straight into the descriptor slots (in chunks of at most 64, all
+    /// or none each) and their headers are not touched: the WQE needs only the buffer's IOVA,
+    /// which for IOVA-as-VA pools is the mbuf's address plus a constant.
     pub fn refill(&mut self) -> u32 {
-        let want = self.descs.len() as u32 - self.posted();
+        let nb = self.descs.len() as u32;
+        let want = nb - self.posted();
         // The ring lines about to be written were last read by the device: ask for them
         // exclusive now, two WQEs a line.
         let size = self.rq.size() as usize;
@@ -254,18 +259,36 @@ impl ManaRxq {
             self.rq.win.prefetch_write((start + k) & (size - 1));
         }
         let mut done = 0;
-        let mut chunk: arrayvec::ArrayVec<Mbuf, 64> = arrayvec::ArrayVec::new();
         while done < want {
-            let n = (want - done).min(64) as usize;
-            if self.pool.alloc_bulk_stale(&mut chunk, n).is_err() {
+            let t = self.desc_tail.wrapping_add(done) & self.desc_mask;
+            let n = (want - done).min(64).min(nb - t);
+            if !self.pool.alloc_into_slots(&mut self.descs[t as usize..(t + n) as usize]) {
                 self.stats.nombuf.inc();
                 break;
             }
-            for m in chunk.drain(..) {
-                self.post(m);
-            }
-            done += n as u32;
+            done += n;
         }
+        let w0 = self.hdr;
+        let w3 = self.ids.mem_key as u64 | (self.buf_len as u64) << 32;
+        let ring_mask = self.rq.size() - 1;
+        let (mut dt, mut tb) = (self.desc_tail, self.tail_bu);
+        for _ in 0..done {
+            let Some(m) = &self.descs[(dt & self.desc_mask) as usize] else {
+                break;
+            };
+            // The buffer's data IOVA without reading the header (IOVA-as-VA pools), else from
+            // it.
+            let iova = match self.data_off {
+                Some(off) => m.as_raw().as_ptr() as u64 + off,
+                None => m.buf_iova() + self.headroom,
+            };
+            let off = (tb.wrapping_mul(GDMA_WQE_BU_SIZE) & ring_mask) as usize;
+            // Header, zeroed small OOB, one SGE (address, memory key, length).
+            self.rq.win.write_u64x4(off, [w0, 0, iova, w3]);
+            dt = dt.wrapping_add(1);
+            tb = tb.wrapping_add(1);
+        }
+        (self.desc_tail, self.tail_bu) = (dt, tb);
         if done > 0 {
             let v = WqDoorbell::rq(self.ids.rq_id, self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE));
             // RQ-R1: Release: the WQEs written above are visible before the doorbell (pairs with
@@ -274,26 +297,6 @@ impl ManaRxq {
             self.x.doorbells.inc();
         }
         done
-    }
-
-    /// Writes the WQE for `m` at the tail and records it.
-    #[inline(always)]
-    fn post(&mut self, m: Mbuf) {
-        let mut w = [0u8; 32];
-        w[..8].copy_from_slice(&self.hdr.to_le_bytes());
-        // The buffer's data IOVA without reading the header (IOVA-as-VA pools), else from it.
-        let iova = match self.data_off {
-            Some(off) => m.as_raw().as_ptr() as u64 + off,
-            None => m.buf_iova() + self.headroom,
-        };
-        w[16..24].copy_from_slice(&iova.to_le_bytes());
-        w[24..28].copy_from_slice(&self.ids.mem_key.to_le_bytes());
-        w[28..32].copy_from_slice(&self.buf_len.to_le_bytes());
-        let off = (self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE) & (self.rq.size() - 1)) as usize;
-        self.rq.win.write(off, &w);
-        self.descs[(self.desc_tail & self.desc_mask) as usize] = Some(m);
-        self.desc_tail = self.desc_tail.wrapping_add(1);
-        self.tail_bu = self.tail_bu.wrapping_add(1);
     }
 
     /// Checks a CQE's `rx_wqe_offset` (byte position of the first WQE it consumed: descriptor i
@@ -394,41 +397,258 @@ impl ManaRxq {
         ol
     }
 
-    /// Delivers the pending CQE's packets into `out` until it is done or `got == max`.
+    /// Delivers the pending CQE's packets into `out` until it is done or `got == max`. Their
+    /// lengths were checked when the CQE was read (none is 0 or larger than a buffer).
     #[inline(always)]
     fn deliver(&mut self, out: &mut Pkts, got: &mut usize, max: usize, bytes: &mut u64) {
-        let flags = RxCompFlags(self.pending.flags);
+        let p = self.pending;
+        let want = ((p.count - p.next) as usize).min(max - *got);
+        let (head, posted) = (self.desc_head, self.posted() as usize);
+        let n = want.min(posted);
+        if n < want {
+            // More packets than posted buffers: the rest of the CQE is unusable.
+            self.x.cqe_unexpected.add((want - n) as u64);
+        }
+        let flags = RxCompFlags(p.flags);
         let ol = self.ol_flags(flags);
-        while self.pending.next < self.pending.count && *got < max {
-            let k = self.pending.next as usize;
-            self.pending.next += 1;
-            let len = self.pending.lens[k];
-            let Some(mut m) = self.take_desc() else {
-                self.x.cqe_unexpected.inc();
+        let (headroom, port, mask) = (self.headroom as u16, self.ids.port, self.desc_mask);
+        let rss = ol & MBUF_F_RX_RSS_HASH != 0;
+        let before = out.len();
+        let mut len_sum = 0u64;
+        // Locals only in the loop: stores through the mbuf pointers could alias `self` as far
+        // as the compiler knows, which would make it reload every field each packet.
+        let descs = &mut self.descs[..];
+        for j in 0..n as u32 {
+            let k = (p.next as usize + j as usize) & 3;
+            let i = head.wrapping_add(j);
+            // The header of the mbuf a few packets on (written below when its turn comes).
+            if let Some(m) = &descs[(i.wrapping_add(PREFETCH_AHEAD) & mask) as usize] {
+                m.prefetch();
+            }
+            let Some(mut m) = descs[(i & mask) as usize].take() else {
                 continue;
             };
-            if len == 0 || len as u32 > self.buf_len {
-                self.x.bad_len.inc();
-                self.stats.errors.inc();
-                drop(m);
+            let len = p.lens[k];
+            // The refill left the header alone: every per-packet field is set here. A length
+            // that does not fit (not possible with this pool's geometry) drops the packet.
+            if !m.rx_init(headroom, len, port, ol) {
                 continue;
             }
-            // The refill left the header alone: every per-packet field is set here.
-            m.rx_init(self.headroom as u16, len, self.ids.port, ol);
-            if ol & MBUF_F_RX_RSS_HASH != 0 {
-                m.set_rss_hash(self.pending.hashes[k]);
+            if rss {
+                m.set_rss_hash(p.hashes[k]);
             }
-            if flags.rx_vlantag_present() {
-                if ol & MBUF_F_RX_VLAN != 0 {
-                    m.set_vlan_tci(flags.rx_vlan_id());
-                } else if !reinsert_vlan(&mut m, flags.rx_vlan_id()) {
-                    self.x.vlan_reinsert_failed.inc();
-                }
-            }
-            *bytes += len as u64;
-            *got += 1;
+            len_sum += len as u64;
             // `out` has room: `max` is at most its room.
             let _ = out.push(m);
+        }
+        self.desc_head = head.wrapping_add(n as u32);
+        self.pending.next += want as u8;
+        let delivered = out.len() - before;
+        if delivered < n {
+            // Empty slots (never posted) or lengths that did not fit.
+            self.x.bad_len.add((n - delivered) as u64);
+            self.stats.errors.add((n - delivered) as u64);
+        }
+        if flags.rx_vlantag_present() {
+            for m in &mut out.as_mut_slice()[before..] {
+                self.vlan(m, ol, flags);
+            }
+        }
+        *got += delivered;
+        *bytes += len_sum;
+    }
+
+    /// A packet whose tag the device stripped: report it, or put it back.
+    #[cold]
+    fn vlan(&self, m: &mut Mbuf, ol: u64, flags: RxCompFlags) {
+        if ol & MBUF_F_RX_VLAN != 0 {
+            m.set_vlan_tci(flags.rx_vlan_id());
+        } else if !reinsert_vlan(m, flags.rx_vlan_id()) {
+            self.x.vlan_reinsert_failed.inc();
+        }
+    }
+}
+
+/// How many descriptors ahead of the one being delivered the RX path prefetches a header.
+const PREFETCH_AHEAD: u32 = 8;
+
+/// Most packets a fast run gathers before landing them.
+const RUN: usize = 64;
+
+/// Packets of plain completions gathered for one landing loop (phase 1 of a burst).
+struct Run {
+    n: usize,
+    lens: [u16; RUN],
+    hashes: [u32; RUN],
+    ols: [u64; RUN],
+}
+
+/// Why gathering stopped.
+enum Gather {
+    /// The CQ is empty.
+    Empty,
+    /// Fewer than four packets of room left: the general path takes the next CQE.
+    Full,
+    /// A CQE the fast path does not take (taken from the CQ): the general path handles it.
+    Other(CqEntry),
+}
+
+impl ManaRxq {
+    /// Phase 1 of a burst: takes completions while each is a plain one (CQE_RX_OKAY or
+    /// CQE_RX_COALESCED_4 of this RQ, no VLAN tag, every length valid, naming the next
+    /// descriptor when offsets are trusted, all of its packets fitting `room` and the posted
+    /// buffers), recording each packet's length, hash and mbuf flags.
+    #[inline(always)]
+    fn gather(&mut self, run: &mut Run, room: usize) -> Gather {
+        let room = room.min(RUN);
+        let posted = self.posted() as usize;
+        let check_offset = match self.offsets {
+            Offsets::Trusted => true,
+            Offsets::Ignored => false,
+            Offsets::Learning(_) => return Gather::Full,
+        };
+        while run.n + 4 <= room {
+            let e = match self.cq.poll() {
+                Polled::Empty => return Gather::Empty,
+                Polled::BadOwner => {
+                    self.x.cqe_bad_owner.inc();
+                    continue;
+                }
+                Polled::Entry(e) => e,
+            };
+            let t = ManaCqeHeader(e.data[0]).cqe_type();
+            let flags = RxCompFlags(e.data[1]);
+            let next = self.desc_head.wrapping_add(run.n as u32);
+            if e.info.wq_num() != self.ids.rq_id
+                || e.info.is_sq()
+                || !(t == CQE_RX_OKAY || t == CQE_RX_COALESCED_4)
+                || (check_offset && e.data[14] != next.wrapping_mul(GDMA_WQE_BU_SIZE))
+                || flags.rx_vlantag_present()
+            {
+                return Gather::Other(e);
+            }
+            // Per-packet info k: dwords 2+3k (length in the low 16 bits) and 4+3k (hash); a
+            // zero length ends a coalesced list.
+            let lens = [e.data[2], e.data[5], e.data[8], e.data[11]].map(|d| (d & 0xffff) as u16);
+            let c = lens[..if t == CQE_RX_OKAY { 1 } else { 4 }]
+                .iter()
+                .take_while(|&&l| l != 0)
+                .count();
+            if c == 0 || lens[..c].iter().any(|&l| l as u32 > self.buf_len) || run.n + c > posted {
+                return Gather::Other(e);
+            }
+            let ol = self.ol_flags(flags);
+            let hashes = [e.data[4], e.data[7], e.data[10], e.data[13]];
+            // All four entries (the loop keeps n + 4 within the run); only c count.
+            let at = run.n;
+            run.lens[at..at + 4].copy_from_slice(&lens);
+            run.hashes[at..at + 4].copy_from_slice(&hashes);
+            run.ols[at..at + 4].copy_from_slice(&[ol; 4]);
+            if c > 1 {
+                self.x.coalesced.inc();
+            }
+            run.n += c;
+        }
+        Gather::Full
+    }
+
+    /// Phase 2 of a burst: the gathered packets take the next `run.n` posted descriptors, in
+    /// order: their mbufs move to `out` (a copy of handles), then one tight loop without calls
+    /// or drop paths sets their header fields.
+    #[inline(never)]
+    fn land(&mut self, run: &Run, out: &mut Pkts, got: &mut usize, bytes: &mut u64) {
+        let n = run.n;
+        let before = out.len();
+        let start = (self.desc_head & self.desc_mask) as usize;
+        let first = n.min(self.descs.len() - start);
+        let mut consumed = out.fill_from_slots(&mut self.descs[start..start + first]);
+        if consumed == first && first < n {
+            consumed += out.fill_from_slots(&mut self.descs[..n - first]);
+        }
+        self.desc_head = self.desc_head.wrapping_add(consumed as u32);
+        let landed = &mut out.as_mut_slice()[before..];
+        let (headroom, port) = (self.headroom as u16, self.ids.port);
+        let mut len_sum = 0u64;
+        // Gather checked the posted count, so no slot was empty and packet j is in mbuf j.
+        for (j, m) in landed.iter_mut().enumerate().take(RUN) {
+            let (len, ol) = (run.lens[j], run.ols[j]);
+            // The refill left the header alone: every per-packet field is set here.
+            m.rx_set(headroom, len, port, ol);
+            if ol & MBUF_F_RX_RSS_HASH != 0 {
+                m.set_rss_hash(run.hashes[j]);
+            }
+            len_sum += len as u64;
+        }
+        let delivered = landed.len();
+        if delivered < n {
+            // Empty slots (impossible: gather checked) or a full burst (gather kept to it).
+            self.x.cqe_unexpected.add((n - delivered) as u64);
+        }
+        *got += delivered;
+        *bytes += len_sum;
+    }
+
+    /// The general path for one CQE: any type, offsets being learnt or followed past lost
+    /// CQEs, packets that do not all fit (kept pending), corrupt entries.
+    #[inline(never)]
+    fn handle(&mut self, e: CqEntry, out: &mut Pkts, got: &mut usize, max: usize, bytes: &mut u64) {
+        if e.info.wq_num() != self.ids.rq_id || e.info.is_sq() {
+            self.x.cqe_bad.inc();
+            return;
+        }
+        let t = ManaCqeHeader(e.data[0]).cqe_type();
+        if matches!(t, CQE_RX_OKAY | CQE_RX_COALESCED_4 | CQE_RX_TRUNCATED)
+            && !self.follow(e.data[14])
+        {
+            return;
+        }
+        match t {
+            CQE_RX_OKAY | CQE_RX_COALESCED_4 => {
+                let mut p = Pending { flags: e.data[1], ..Default::default() };
+                let n = if t == CQE_RX_OKAY { 1 } else { 4 };
+                let mut bad = false;
+                for k in 0..n {
+                    // Per-packet info k: dwords 2+3k (length in the low 16 bits) and 4+3k
+                    // (hash).
+                    let len = (e.data[2 + 3 * k] & 0xffff) as u16;
+                    if len == 0 {
+                        break;
+                    }
+                    bad |= len as u32 > self.buf_len;
+                    p.lens[k] = len;
+                    p.hashes[k] = e.data[4 + 3 * k];
+                    p.count += 1;
+                }
+                if p.count == 0 || bad {
+                    // No packet, or a length no posted buffer has: the whole CQE is corrupt
+                    // (how many WQEs it stands for is unknown; the next good CQE tells).
+                    self.x.bad_len.inc();
+                    self.stats.errors.inc();
+                    self.consume_one_unless_trusted();
+                    return;
+                }
+                if p.count > 1 {
+                    self.x.coalesced.inc();
+                }
+                self.pending = p;
+            }
+            CQE_RX_TRUNCATED => {
+                // Its offset was just checked: it names the next descriptor.
+                self.x.truncated.inc();
+                self.stats.errors.inc();
+                if self.take_desc().is_none() {
+                    self.x.cqe_unexpected.inc();
+                }
+            }
+            CQE_RX_OBJECT_FENCE => self.x.fences.inc(),
+            _ => {
+                self.x.cqe_bad.inc();
+                self.stats.errors.inc();
+                self.consume_one_unless_trusted();
+            }
+        }
+        if self.pending.next < self.pending.count {
+            self.deliver(out, got, max, bytes);
         }
     }
 }
@@ -449,79 +669,27 @@ impl RxBurst for ManaRxq {
                 self.deliver(out, &mut got, max, &mut bytes);
                 continue;
             }
-            let e = match self.cq.poll() {
-                Polled::Empty => break,
-                Polled::BadOwner => {
-                    self.x.cqe_bad_owner.inc();
-                    continue;
-                }
-                Polled::Entry(e) => e,
-            };
-            if e.info.wq_num() != self.ids.rq_id || e.info.is_sq() {
-                self.x.cqe_bad.inc();
-                continue;
+            let mut run = Run { n: 0, lens: [0; RUN], hashes: [0; RUN], ols: [0; RUN] };
+            let g = self.gather(&mut run, max - got);
+            if run.n > 0 {
+                self.land(&run, out, &mut got, &mut bytes);
             }
-            let t = ManaCqeHeader(e.data[0]).cqe_type();
-            if matches!(t, CQE_RX_OKAY | CQE_RX_COALESCED_4 | CQE_RX_TRUNCATED)
-                && !self.follow(e.data[14])
-            {
-                continue;
-            }
-            match t {
-                CQE_RX_OKAY | CQE_RX_COALESCED_4 => {
-                    let mut p = Pending { flags: e.data[1], ..Default::default() };
-                    let n = if t == CQE_RX_OKAY { 1 } else { 4 };
-                    let mut bad = false;
-                    for k in 0..n {
-                        // Per-packet info k: dwords 2+3k (length in the low 16 bits) and 4+3k
-                        // (hash).
-                        let len = (e.data[2 + 3 * k] & 0xffff) as u16;
-                        if len == 0 {
-                            break;
-                        }
-                        bad |= len as u32 > self.buf_len;
-                        p.lens[k] = len;
-                        p.hashes[k] = e.data[4 + 3 * k];
-                        p.count += 1;
-                    }
-                    if p.count == 0 || bad {
-                        // No packet, or a length no posted buffer has: the whole CQE is corrupt
-                        // (how many WQEs it stands for is unknown; the next good CQE tells).
-                        self.x.bad_len.inc();
-                        self.stats.errors.inc();
-                        self.consume_one_unless_trusted();
+            let e = match g {
+                Gather::Empty => break,
+                Gather::Other(e) => e,
+                // Room for fewer than four packets: the general path takes the next CQE
+                // (partly delivered if need be).
+                Gather::Full if run.n > 0 => continue,
+                Gather::Full => match self.cq.poll() {
+                    Polled::Empty => break,
+                    Polled::BadOwner => {
+                        self.x.cqe_bad_owner.inc();
                         continue;
                     }
-                    if p.count > 1 {
-                        self.x.coalesced.inc();
-                    }
-                    // The mbufs these packets land in, and the next CQE's.
-                    for k in 0..(p.count as u32 + 4) {
-                        let i = self.desc_head.wrapping_add(k);
-                        if i.wrapping_sub(self.desc_tail) as i32 >= 0 {
-                            break;
-                        }
-                        if let Some(m) = &self.descs[(i & self.desc_mask) as usize] {
-                            m.prefetch();
-                        }
-                    }
-                    self.pending = p;
-                }
-                CQE_RX_TRUNCATED => {
-                    // Its offset was just checked: it names the next descriptor.
-                    self.x.truncated.inc();
-                    self.stats.errors.inc();
-                    if self.take_desc().is_none() {
-                        self.x.cqe_unexpected.inc();
-                    }
-                }
-                CQE_RX_OBJECT_FENCE => self.x.fences.inc(),
-                _ => {
-                    self.x.cqe_bad.inc();
-                    self.stats.errors.inc();
-                    self.consume_one_unless_trusted();
-                }
-            }
+                    Polled::Entry(e) => e,
+                },
+            };
+            self.handle(e, out, &mut got, max, &mut bytes);
         }
         if self.posted() < self.descs.len() as u32 {
             self.refill();

@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrayvec::ArrayVec;
 use gdma_defs::{
     CQE_TX_GDMA_ERR, CQE_TX_INVALID_OOB, CQE_TX_MTU_DROP, CQE_TX_OKAY, CQE_TX_SA_DROP, DB_SQ,
     GDMA_WQE_BU_SIZE, InlineOobSize, MANA_LONG_PKT_FMT, MANA_SHORT_PKT_FMT, MAX_TX_WQE_SGL_ENTRIES,
@@ -85,14 +84,15 @@ pub struct TxQueueIds {
     pub mem_key: u32,
 }
 
-#[derive(Debug, Default)]
-struct Desc {
-    mbuf: Option<Mbuf>,
+/// What the completion walk needs of a posted WQE (its mbuf is in a slot array of its own, so
+/// completed runs go back to the pool straight from the slots).
+#[derive(Debug, Default, Clone, Copy)]
+struct Meta {
+    /// SQ position of the WQE (basic units, free-running).
+    pos: u32,
     /// WQE size in basic units.
     bu: u8,
     suppressed: bool,
-    /// SQ position of the WQE (basic units, free-running).
-    pos: u32,
 }
 
 /// `tx_wqe_offset` is 27 bits wide (§4.4).
@@ -122,7 +122,14 @@ pub struct ManaTxq {
     tail_bu: u32,
     head_bu: u32,
     cq: CqPoller,
-    descs: Box<[Desc]>,
+    /// The mbuf of each outstanding descriptor.
+    mbufs: Box<[Option<Mbuf>]>,
+    meta: Box<[Meta]>,
+    /// The last descriptor of each outstanding burst (free-running indices, oldest first): the
+    /// WQE a burst's success CQE names.
+    ends: Box<[u32]>,
+    end_head: u32,
+    end_tail: u32,
     desc_mask: u32,
     desc_head: u32,
     desc_tail: u32,
@@ -186,7 +193,11 @@ impl ManaTxq {
             tail_bu: 0,
             head_bu: 0,
             cq,
-            descs: (0..nb_desc).map(|_| Desc::default()).collect(),
+            mbufs: (0..nb_desc).map(|_| None).collect(),
+            meta: vec![Meta::default(); nb_desc as usize].into_boxed_slice(),
+            ends: vec![0; nb_desc as usize].into_boxed_slice(),
+            end_head: 0,
+            end_tail: 0,
             desc_mask: nb_desc - 1,
             desc_head: 0,
             desc_tail: 0,
@@ -203,11 +214,10 @@ impl ManaTxq {
 
     /// The descriptor index (free-running) of the outstanding WQE at SQ position `o` (27-bit),
     /// if there is one.
-    #[inline(always)]
     fn find_offset(&self, o: u32) -> Option<u32> {
         let mut i = self.desc_head;
         while i != self.desc_tail {
-            if self.descs[(i & self.desc_mask) as usize].pos & TX_OFFSET_MASK == o {
+            if self.meta[(i & self.desc_mask) as usize].pos & TX_OFFSET_MASK == o {
                 return Some(i);
             }
             i = i.wrapping_add(1);
@@ -215,35 +225,51 @@ impl ManaTxq {
         None
     }
 
-    /// Completes descriptors in order; with `upto`, every one up to and including it, else by
-    /// the in-order rule (a success completes suppressed ones up to an unsuppressed one).
+    /// The oldest outstanding burst's last descriptor, if any burst is outstanding.
     #[inline(always)]
-    fn complete(&mut self, t: u8, upto: Option<u32>, done: &mut ArrayVec<Mbuf, 128>) {
+    fn first_end(&self) -> Option<u32> {
+        (self.end_head != self.end_tail)
+            .then(|| self.ends[(self.end_head & self.desc_mask) as usize])
+    }
+
+    /// The last descriptor a CQE of type `t` completes by the in-order rule (offsets unknown):
+    /// a success belongs to the last WQE of a burst, so every suppressed one before it
+    /// completed too; an error completes one.
+    fn in_order_upto(&self, t: u8) -> u32 {
+        if t != CQE_TX_OKAY {
+            return self.desc_head;
+        }
+        let mut i = self.desc_head;
         loop {
-            let idx = self.desc_head;
-            let d = &mut self.descs[(idx & self.desc_mask) as usize];
-            if let Some(m) = d.mbuf.take() {
-                if done.is_full() {
-                    Mbuf::free_bulk(done.drain(..));
-                }
-                // Freed after the walk: its header is on its way by then.
-                m.prefetch_header();
-                done.push(m);
+            let m = self.meta[(i & self.desc_mask) as usize];
+            // Never walk past what was posted.
+            if !m.suppressed || i.wrapping_add(1) == self.desc_tail {
+                return i;
             }
-            self.head_bu = self.head_bu.wrapping_add(d.bu as u32);
-            self.desc_head = idx.wrapping_add(1);
-            let last = match upto {
-                Some(k) => idx == k,
-                // A success CQE belongs to the last WQE of a burst: the suppressed ones before
-                // it completed too. Never walk past what was posted.
-                None => !(d.suppressed && t == CQE_TX_OKAY) || self.desc_head == self.desc_tail,
-            };
-            if last {
-                if t != CQE_TX_OKAY {
-                    self.count_error(t);
-                }
-                return;
+            i = i.wrapping_add(1);
+        }
+    }
+
+    /// Completes every descriptor up to and including `upto` (outstanding): their mbufs go back
+    /// to the pool in bulk, straight from the slots.
+    #[inline(always)]
+    fn complete_upto(&mut self, upto: u32) {
+        let n = upto.wrapping_sub(self.desc_head) as usize + 1;
+        let start = (self.desc_head & self.desc_mask) as usize;
+        let first = n.min(self.mbufs.len() - start);
+        Mbuf::free_slots(&mut self.mbufs[start..start + first]);
+        if first < n {
+            Mbuf::free_slots(&mut self.mbufs[..n - first]);
+        }
+        let last = self.meta[(upto & self.desc_mask) as usize];
+        self.head_bu = last.pos.wrapping_add(last.bu as u32);
+        self.desc_head = upto.wrapping_add(1);
+        // Bursts ending at or before `upto` are done.
+        while let Some(e) = self.first_end() {
+            if (e.wrapping_sub(self.desc_head) as i32) >= 0 {
+                break;
             }
+            self.end_head = self.end_head.wrapping_add(1);
         }
     }
 
@@ -253,7 +279,7 @@ impl ManaTxq {
     pub fn start_near_wrap(&mut self) {
         let bu = gdma_defs::near_wrap_wq_start(self.sq.size()) / GDMA_WQE_BU_SIZE;
         (self.tail_bu, self.head_bu) = (bu, bu);
-        let d = 0u32.wrapping_sub(3 * self.descs.len() as u32);
+        let d = 0u32.wrapping_sub(3 * self.mbufs.len() as u32);
         (self.desc_head, self.desc_tail) = (d, d);
         let c = self.cq.near_wrap_index();
         self.cq.set_head(c);
@@ -278,7 +304,6 @@ impl ManaTxq {
     #[inline]
     pub fn reap(&mut self) {
         self.cq.prefetch(2);
-        let mut done: ArrayVec<Mbuf, 128> = ArrayVec::new();
         loop {
             let e = match self.cq.poll() {
                 Polled::Empty => break,
@@ -299,40 +324,59 @@ impl ManaTxq {
             }
             // The WQE the CQE names (TxCompOffsets in dword 2: offset in bits 5..32).
             let o = e.data[2] >> 5;
-            let upto = match self.offsets {
-                Offsets::Ignored => None,
-                Offsets::Trusted => match self.find_offset(o) {
-                    Some(k) => Some(k),
-                    None => {
-                        // A CQE for no WQE we have outstanding: corrupt. The next good one
-                        // completes whatever this one would have.
-                        self.x.cqe_bad_offset.inc();
-                        continue;
-                    }
-                },
-                Offsets::Learning(misses) => match self.find_offset(o) {
-                    Some(k) => {
-                        self.offsets = Offsets::Trusted;
-                        Some(k)
-                    }
-                    None => {
-                        self.offsets = if misses + 1 >= LEARN_LIMIT {
-                            Offsets::Ignored
-                        } else {
-                            Offsets::Learning(misses + 1)
-                        };
-                        None
-                    }
-                },
+            // The common case: a success for the oldest burst's last WQE.
+            let upto = match self.first_end() {
+                Some(end)
+                    if t == CQE_TX_OKAY
+                        && self.offsets == Offsets::Trusted
+                        && self.meta[(end & self.desc_mask) as usize].pos & TX_OFFSET_MASK == o =>
+                {
+                    Some(end)
+                }
+                _ => self.slow_upto(t, o),
             };
-            self.complete(t, upto, &mut done);
-        }
-        if !done.is_empty() {
-            Mbuf::free_bulk(done.drain(..));
+            let Some(upto) = upto else { continue };
+            self.complete_upto(upto);
+            if t != CQE_TX_OKAY {
+                self.count_error(t);
+            }
         }
         // At least one doorbell per lap (the device stalls a CQ not rung for several laps).
         let every = self.cq.entries();
         self.cq.ring_if(every);
+    }
+
+    /// The last descriptor a CQE completes when it is not the common case (an error, offsets
+    /// not trusted, a CQE for another WQE); `None` to drop it.
+    #[cold]
+    #[inline(never)]
+    fn slow_upto(&mut self, t: u8, o: u32) -> Option<u32> {
+        match self.offsets {
+            Offsets::Ignored => Some(self.in_order_upto(t)),
+            Offsets::Trusted => match self.find_offset(o) {
+                Some(k) => Some(k),
+                None => {
+                    // A CQE for no WQE we have outstanding: corrupt. The next good one
+                    // completes whatever this one would have.
+                    self.x.cqe_bad_offset.inc();
+                    None
+                }
+            },
+            Offsets::Learning(misses) => match self.find_offset(o) {
+                Some(k) => {
+                    self.offsets = Offsets::Trusted;
+                    Some(k)
+                }
+                None => {
+                    self.offsets = if misses + 1 >= LEARN_LIMIT {
+                        Offsets::Ignored
+                    } else {
+                        Offsets::Learning(misses + 1)
+                    };
+                    Some(self.in_order_upto(t))
+                }
+            },
+        }
     }
 
     #[cold]
@@ -350,14 +394,9 @@ impl ManaTxq {
     /// Frees every packet not completed (the queue is stopped and the device no longer reads
     /// it); returns how many.
     pub fn drain(&mut self) -> u32 {
-        let mut n = 0;
-        while self.desc_head != self.desc_tail {
-            let d = &mut self.descs[(self.desc_head & self.desc_mask) as usize];
-            if d.mbuf.take().is_some() {
-                n += 1;
-            }
-            self.desc_head = self.desc_head.wrapping_add(1);
-        }
+        let n = Mbuf::free_slots(&mut self.mbufs) as u32;
+        self.desc_head = self.desc_tail;
+        self.end_head = self.end_tail;
         self.head_bu = self.tail_bu;
         n
     }
@@ -419,6 +458,27 @@ impl ManaTxq {
         }
         buf[at..len].fill(0);
         Some(len)
+    }
+
+    /// Builds and writes the WQE of a packet that is not the common case (several segments,
+    /// offloads, VLAN insertion, the long OOB form) at SQ position `tb`; returns its size in
+    /// basic units, or `None` (counted) if it cannot go: more than 30 segments, or more basic
+    /// units than `room_bu`.
+    #[cold]
+    #[inline(never)]
+    fn post_slow(&self, m: &mut Mbuf, tb: u32, room_bu: u32) -> Option<u32> {
+        let mut buf = [0u8; 512];
+        let Some(len) = self.build(m, &mut buf) else {
+            self.x.too_many_segs.inc();
+            return None;
+        };
+        let bu = (len / GDMA_WQE_BU_SIZE as usize) as u32;
+        if room_bu < bu {
+            self.x.ring_full.inc();
+            return None;
+        }
+        self.write_wqe(tb, &buf[..len]);
+        Some(bu)
     }
 
     /// Checksum offload bits of a packet, and the pseudo-header seed in its L4 checksum field.
@@ -491,34 +551,50 @@ impl TxBurst for ManaTxq {
         for k in (0..(pkts.len() * 32).min(size)).step_by(64) {
             self.sq.win.prefetch_write((start + k) & (size - 1));
         }
-        let mut buf = [0u8; 512];
-        let mut n = 0usize;
+        let nb = self.mbufs.len() as u32;
+        let free_desc = nb - self.desc_tail.wrapping_sub(self.desc_head);
+        let want = pkts.len().min(free_desc as usize);
+        if want < pkts.len() {
+            self.x.ring_full.inc();
+        }
+        let mut room_bu = self.sq_bu - self.tail_bu.wrapping_sub(self.head_bu);
+        let (start_desc, mask) = (self.desc_tail, self.desc_mask);
+        let mut tb = self.tail_bu;
+        let mut last_pos = tb;
         let mut bytes = 0u64;
-        let mut last_pos = 0u32;
-        let start_desc = self.desc_tail;
-        let free_desc = self.descs.len() as u32 - self.desc_tail.wrapping_sub(self.desc_head);
-        for m in pkts.as_mut_slice() {
-            if n as u32 == free_desc {
-                self.x.ring_full.inc();
-                break;
-            }
-            let Some(len) = self.build(m, &mut buf) else {
-                self.x.too_many_segs.inc();
-                break;
+        let mut n = 0usize;
+        // The common WQE: header (one SGE, small OOB), the queue's short OOB, one SGE.
+        let w0 = WqeHeader::new(1, InlineOobSize::Small).0;
+        let w1 = self.short_tmpl.with_pkt_fmt(MANA_SHORT_PKT_FMT).0;
+        let key = self.ids.mem_key as u64;
+        let fast_ok = self.ids.short_form_allowed;
+        let ring_mask = self.sq.size() - 1;
+        for m in &mut pkts.as_mut_slice()[..want] {
+            let fl = m.ol_flags();
+            let bu = if fast_ok
+                && m.nb_segs() == 1
+                && fl & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
+            {
+                // One segment, no offload: 32 bytes, one basic unit.
+                if room_bu == 0 {
+                    self.x.ring_full.inc();
+                    break;
+                }
+                let (iova, dlen) = m.data_iova_len();
+                let off = (tb.wrapping_mul(GDMA_WQE_BU_SIZE) & ring_mask) as usize;
+                self.sq.win.write_u64x4(off, [w0, w1, iova, key | (dlen as u64) << 32]);
+                1
+            } else {
+                match self.post_slow(m, tb, room_bu) {
+                    Some(bu) => bu,
+                    None => break,
+                }
             };
-            let bu = (len / GDMA_WQE_BU_SIZE as usize) as u32;
-            if self.sq_bu - self.tail_bu.wrapping_sub(self.head_bu) < bu {
-                self.x.ring_full.inc();
-                break;
-            }
-            self.write_wqe(self.tail_bu, &buf[..len]);
-            let d = &mut self.descs[(self.desc_tail & self.desc_mask) as usize];
-            d.bu = bu as u8;
-            d.suppressed = true;
-            d.pos = self.tail_bu;
-            last_pos = self.tail_bu;
-            self.tail_bu = self.tail_bu.wrapping_add(bu);
-            self.desc_tail = self.desc_tail.wrapping_add(1);
+            self.meta[(start_desc.wrapping_add(n as u32) & mask) as usize] =
+                Meta { pos: tb, bu: bu as u8, suppressed: true };
+            last_pos = tb;
+            tb = tb.wrapping_add(bu);
+            room_bu -= bu;
             bytes += m.pkt_len() as u64;
             n += 1;
         }
@@ -526,16 +602,17 @@ impl TxBurst for ManaTxq {
             return 0;
         }
         for (i, m) in pkts.take_front(n).enumerate() {
-            self.descs[(start_desc.wrapping_add(i as u32) & self.desc_mask) as usize].mbuf =
-                Some(m);
+            self.mbufs[(start_desc.wrapping_add(i as u32) & mask) as usize] = Some(m);
         }
+        self.tail_bu = tb;
+        self.desc_tail = start_desc.wrapping_add(n as u32);
+        let last = self.desc_tail.wrapping_sub(1);
+        self.ends[(self.end_tail & mask) as usize] = last;
+        self.end_tail = self.end_tail.wrapping_add(1);
         // The burst's last WQE asks for a completion: clear its suppression bit (the OOB's first
         // byte, bit 7) in the ring, before the doorbell makes it visible.
-        let last = &mut self.descs[(self.desc_tail.wrapping_sub(1) & self.desc_mask) as usize];
-        last.suppressed = false;
-        let oob_off = ((last_pos.wrapping_mul(GDMA_WQE_BU_SIZE) as usize)
-            & (self.sq.size() as usize - 1))
-            + 8;
+        self.meta[(last & mask) as usize].suppressed = false;
+        let oob_off = ((last_pos.wrapping_mul(GDMA_WQE_BU_SIZE) as usize) & (size - 1)) + 8;
         let mut b = [0u8; 1];
         self.sq.win.read(oob_off, &mut b);
         self.sq.win.write(oob_off, &[b[0] & !0x80]);
