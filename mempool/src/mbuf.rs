@@ -644,16 +644,70 @@ impl Mbuf {
     }
 
     /// Frees the mbufs held in `slots` (a driver's descriptor ring), leaving every slot empty;
-    /// returns how many there were. Runs of simple mbufs of one pool go back in bulk, straight
-    /// from the slots (no intermediate copy of the handles).
+    /// returns how many there were. Simple mbufs (sole holder, one segment, direct) of one pool
+    /// go back in bulk straight from the slots, with a handful of loads and no stores to their
+    /// headers (they already meet the pool invariants); any other takes the general path.
     #[inline]
     pub fn free_slots(slots: &mut [Option<Mbuf>]) -> usize {
+        let mut batch = ArrayVec::<ObjPtr, 64>::new();
+        let mut pool: *const PoolInner = ptr::null();
         let mut n = 0;
-        Mbuf::free_bulk(slots.iter_mut().filter_map(|s| {
-            let m = s.take();
-            n += m.is_some() as usize;
-            m
-        }));
+        for s in slots {
+            let Some(m) = s.take() else { continue };
+            n += 1;
+            let h = m.into_raw().as_ptr();
+            // SAFETY: a header we own (taken from the slot); only `refcnt` may be touched by
+            // another holder, atomically.
+            let simple = unsafe {
+                (*h).refcnt.load(Ordering::Acquire) == 1
+                    && (*h).nb_segs == 1
+                    && (*h).next.is_null()
+                    && (*h).flags & F_INDIRECT == 0
+                    && (*h).pool == pool
+            };
+            if simple && !batch.is_full() {
+                batch.push(obj_of(h));
+            } else {
+                // SAFETY: `batch` holds objects of `pool`; `h` is ours to free.
+                unsafe { free_general(h, &mut pool, &mut batch) };
+            }
+        }
+        // SAFETY: as above.
+        unsafe { flush(pool, &mut batch) };
+        n
+    }
+
+    /// Moves the mbufs of the first `min(slots.len(), room)` slots of a driver's descriptor ring
+    /// to the end of `out`, emptying those slots, and returns how many slots that was. When all
+    /// of them hold an mbuf (the RX landing case) the handles move as one copy and the slots
+    /// are cleared as one fill; otherwise empty slots are skipped one by one.
+    #[inline]
+    pub fn take_slots_into<B: MbufBuf>(slots: &mut [Option<Mbuf>], out: &mut B) -> usize {
+        let (dst, room) = out.spare(slots.len());
+        let n = slots.len().min(room);
+        let slots = &mut slots[..n];
+        if slots.iter().all(Option::is_some) {
+            // SAFETY: `dst` is valid for `room >= n` writes; the n slots each hold an mbuf, and
+            // `Option<Mbuf>` is an `Mbuf` when `Some` (same one-pointer layout, asserted below),
+            // so the copy moves n owned handles; writing zeroes then makes every slot `None`
+            // (null is `None`) without dropping what moved; `commit` marks the n written.
+            unsafe {
+                ptr::copy_nonoverlapping(slots.as_ptr().cast::<Mbuf>(), dst, n);
+                ptr::write_bytes(slots.as_mut_ptr(), 0, n);
+                out.commit(n);
+            }
+        } else {
+            let mut k = 0;
+            for s in slots {
+                if let Some(m) = s.take() {
+                    // SAFETY: k < n <= room: inside the spare space; the handle moves there.
+                    unsafe { dst.add(k).write(m) };
+                    k += 1;
+                }
+            }
+            // SAFETY: k handles were written.
+            unsafe { out.commit(k) };
+        }
         n
     }
 
@@ -682,6 +736,37 @@ impl Mbuf {
         }
         // SAFETY: as above.
         unsafe { flush(pool, &mut batch) };
+    }
+}
+
+/// Frees the chain at `h` the general way (chains, shared buffers, another pool, a full
+/// batch), keeping `batch` a run of objects of `*pool`.
+///
+/// # Safety
+/// The caller owns `h`'s chain and gives it up; `batch` holds objects of `*pool` only.
+#[cold]
+#[inline(never)]
+unsafe fn free_general(
+    h: *mut MbufHdr,
+    pool: &mut *const PoolInner,
+    batch: &mut ArrayVec<ObjPtr, 64>,
+) {
+    let mut seg = h;
+    while !seg.is_null() {
+        // SAFETY: a segment we own.
+        let next = unsafe { (*seg).next };
+        // SAFETY: as above; prefree decides whether it goes back to its pool.
+        if let Some(s) = unsafe { prefree_seg(seg) } {
+            // SAFETY: valid header.
+            let p = unsafe { (*s).pool };
+            if p != *pool || batch.is_full() {
+                // SAFETY: `batch` holds objects of `*pool`, each freed once.
+                unsafe { flush(*pool, batch) };
+                *pool = p;
+            }
+            batch.push(obj_of(s));
+        }
+        seg = next;
     }
 }
 

@@ -264,6 +264,44 @@ impl Window {
     }
 }
 
+/// A window used as a ring of 32-byte descriptor slots: its length is a power of two of at
+/// least 32 bytes (checked once, by [`Window::slot_ring32`]), so a masked offset is always a
+/// whole slot inside it and a write needs no bounds check. The hot descriptor writes of RX
+/// refill and TX go through it.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotRing32 {
+    ptr: *mut u8,
+    mask: usize,
+}
+
+// SAFETY: as for Window: an address range accessed with raw copies only.
+unsafe impl Send for SlotRing32 {}
+// SAFETY: as above.
+unsafe impl Sync for SlotRing32 {}
+
+impl Window {
+    /// This window as a ring of 32-byte slots, if its length is a power of two of at least 32.
+    /// The memory must stay mapped while the ring (or a copy) is used, as for the window.
+    pub fn slot_ring32(&self) -> Option<SlotRing32> {
+        (self.len.is_power_of_two() && self.len >= 32)
+            .then_some(SlotRing32 { ptr: self.ptr, mask: (self.len - 1) & !31 })
+    }
+}
+
+impl SlotRing32 {
+    /// Writes four 64-bit words, little-endian, into the slot holding byte offset `off` (taken
+    /// modulo the ring's length and rounded down to a slot).
+    #[inline(always)]
+    pub fn write(&self, off: usize, w: [u64; 4]) {
+        let off = off & self.mask;
+        let w = w.map(u64::to_le);
+        // SAFETY: `off` is a multiple of 32 below the window's length (a power of two >= 32),
+        // so the 32 bytes are inside the mapped window, which outlives this ring by the
+        // window's contract; plain unaligned stores, as for `Window::write`.
+        unsafe { self.ptr.add(off).cast::<[u64; 4]>().write_unaligned(w) };
+    }
+}
+
 /// A window over a whole memory segment that holds the segment, so the memory stays mapped for
 /// as long as the window (or a clone) exists. The safe way to get a [`Window`].
 #[derive(Clone, Debug)]

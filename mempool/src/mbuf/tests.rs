@@ -271,3 +271,81 @@ fn mbufs_move_between_threads_with_caches() {
     let a = p.audit();
     assert!(a.is_complete(), "{a}");
 }
+
+#[test]
+fn slots_are_filled_all_or_none_and_freed_in_bulk_whatever_they_hold() {
+    let (p1, p2) = (pool("slots1", 36), pool("slots2", 64));
+    let mut slots: Vec<Option<Mbuf>> = (0..40).map(|_| None).collect();
+    assert!(p1.alloc_into_slots(&mut slots[..32]));
+    assert!(slots[..32].iter().all(Option::is_some) && slots[32..].iter().all(Option::is_none));
+    assert_eq!(p1.in_use_count(), 32);
+    // More than the pool has left (4): nothing taken, nothing written.
+    assert!(!p1.alloc_into_slots(&mut slots[32..40]));
+    assert!(slots[32..].iter().all(Option::is_none));
+    assert_eq!(p1.in_use_count(), 32);
+    // The general path: a chain, a clone (of another pool), an mbuf of another pool, a gap.
+    let mut c = p1.alloc().unwrap();
+    c.chain(p2.alloc().unwrap()).unwrap();
+    slots[3] = None;
+    let taken = slots[4].take().unwrap();
+    slots[4] = Some(taken.try_clone(&p2).unwrap());
+    slots[5] = Some(c);
+    let stray = slots[6].replace(p2.alloc().unwrap()).unwrap();
+    drop((taken, stray));
+    let held = slots.iter().filter(|s| s.is_some()).count();
+    assert_eq!(Mbuf::free_slots(&mut slots), held);
+    assert!(slots.iter().all(Option::is_none));
+    assert!(p1.audit().is_complete(), "{}", p1.audit());
+    assert!(p2.audit().is_complete(), "{}", p2.audit());
+}
+
+#[test]
+fn a_dry_pool_fills_no_slot() {
+    let p = pool("slots-dry", 8);
+    let mut slots: Vec<Option<Mbuf>> = (0..16).map(|_| None).collect();
+    assert!(!p.alloc_into_slots(&mut slots));
+    assert!(slots.iter().all(Option::is_none));
+    assert!(p.alloc_into_slots(&mut slots[..8]));
+    assert_eq!(Mbuf::free_slots(&mut slots), 8);
+    assert!(p.audit().is_complete());
+}
+
+#[test]
+fn slot_contents_move_into_a_burst_in_order_with_gaps_skipped() {
+    let p = pool("slots-take", 32);
+    let mut slots: Vec<Option<Mbuf>> = (0..8).map(|_| None).collect();
+    assert!(p.alloc_into_slots(&mut slots));
+    for (i, s) in slots.iter_mut().enumerate() {
+        s.as_mut().unwrap().set_port(i as u16);
+    }
+    // All present: one copy.
+    let mut out: ArrayVec<Mbuf, 16> = ArrayVec::new();
+    assert_eq!(Mbuf::take_slots_into(&mut slots[..4], &mut out), 4);
+    assert!(slots[..4].iter().all(Option::is_none));
+    // A gap: skipped; room for only two more than there are.
+    drop(slots[5].take());
+    let mut small: ArrayVec<Mbuf, 2> = ArrayVec::new();
+    assert_eq!(Mbuf::take_slots_into(&mut slots[4..], &mut small), 2, "two slots fit");
+    assert_eq!(small.iter().map(|m| m.port()).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(Mbuf::take_slots_into(&mut slots[6..], &mut out), 2);
+    assert_eq!(out.iter().map(|m| m.port()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 6, 7]);
+    drop((out, small));
+    assert!(p.audit().is_complete());
+}
+
+#[test]
+fn rx_set_never_leaves_the_buffer() {
+    let p = pool("rx-set", 2);
+    let mut m = p.alloc().unwrap();
+    m.rx_set(128, 60, 3, 0x2);
+    assert_eq!((m.data_off(), m.data_len(), m.pkt_len(), m.port(), m.ol_flags()), (128, 60, 60, 3, 2));
+    let (iova, len) = m.data_iova_len();
+    assert_eq!((iova, len), (m.data_iova(), 60));
+    // Too long for the buffer: cut to it.
+    m.rx_set(128, u16::MAX, 3, 0);
+    assert_eq!(m.data_len() as usize, m.buf_len() as usize - 128);
+    m.rx_set(u16::MAX, 10, 3, 0);
+    assert_eq!((m.data_off(), m.data_len()), (m.buf_len(), 0));
+    drop(m);
+    assert!(p.audit().is_complete());
+}

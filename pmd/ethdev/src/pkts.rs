@@ -44,17 +44,42 @@ impl Pkts {
         self.v.try_push(m).map_err(|e| e.element())
     }
 
-    /// Moves the mbufs of `slots` (a driver's descriptor ring), in order, to the end of the
-    /// burst, emptying their slots, until the burst is full; empty slots are skipped. Returns
-    /// how many slots were consumed (taken or found empty).
-    #[inline(always)]
-    pub fn fill_from_slots(&mut self, slots: &mut [Option<Mbuf>]) -> usize {
-        let n = slots.len().min(self.room());
-        for s in &mut slots[..n] {
-            if let Some(m) = s.take() {
-                // Cannot fail: at most `room` slots are taken.
-                let _ = self.v.try_push(m);
+    /// Moves the first `n` packets (all of them if fewer) into `slots`, in order, one per slot
+    /// from `start` on, wrapping at the end (a driver's descriptor ring; `slots.len()` must be
+    /// at least `n`); the rest move to the front. Slots are expected empty: an mbuf still in one
+    /// is freed. Returns how many moved.
+    #[inline]
+    pub fn move_front_to_slots(
+        &mut self,
+        n: usize,
+        slots: &mut [Option<Mbuf>],
+        start: usize,
+    ) -> usize {
+        let n = n.min(self.v.len()).min(slots.len());
+        if n == 0 {
+            return 0;
+        }
+        let start = start % slots.len();
+        let first = n.min(slots.len() - start);
+        let (low, high) = slots.split_at_mut(start);
+        for s in high[..first].iter_mut().chain(low[..n - first].iter_mut()) {
+            if let Some(old) = s.take() {
+                drop(old);
             }
+        }
+        let len = self.v.len();
+        // SAFETY: the first n handles are copied into n empty slots (`Option<Mbuf>` has
+        // `Mbuf`'s layout, `Some` for a non-null handle), so they move there; the remaining
+        // len - n handles then move down to the front, and the length is set to what is left,
+        // so every handle is owned exactly once and none is dropped.
+        unsafe {
+            let src = self.v.as_ptr();
+            let dst = slots.as_mut_ptr().cast::<Mbuf>();
+            core::ptr::copy_nonoverlapping(src, dst.add(start), first);
+            core::ptr::copy_nonoverlapping(src.add(first), dst, n - first);
+            let p = self.v.as_mut_ptr();
+            core::ptr::copy(p.add(n), p, len - n);
+            self.v.set_len(len - n);
         }
         n
     }
@@ -122,5 +147,36 @@ unsafe impl MbufBuf for Pkts {
     unsafe fn commit(&mut self, n: usize) {
         // SAFETY: forwarded contract.
         unsafe { self.v.commit(n) }
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+    use pmd_mempool::{HugePolicy, MbufPool, MbufPoolConfig};
+
+    #[test]
+    fn the_front_moves_into_ring_slots_wrapping_and_the_rest_stays_in_order() {
+        let mut c = MbufPoolConfig::new("pkts-slots", 32);
+        c.cache_size = 0;
+        c.huge = HugePolicy::Never;
+        let mp = MbufPool::with_config(&c).unwrap();
+        let mut p = Pkts::new();
+        for i in 0..6u16 {
+            let mut m = mp.alloc().unwrap();
+            m.set_port(i);
+            p.push(m).unwrap();
+        }
+        let mut slots: Vec<Option<Mbuf>> = (0..4).map(|_| None).collect();
+        // An mbuf left in a slot is freed, not leaked.
+        slots[3] = Some(mp.alloc().unwrap());
+        assert_eq!(p.move_front_to_slots(3, &mut slots, 3), 3);
+        let ports: Vec<Option<u16>> = slots.iter().map(|s| s.as_ref().map(|m| m.port())).collect();
+        assert_eq!(ports, vec![Some(1), Some(2), None, Some(0)]);
+        assert_eq!(p.as_slice().iter().map(|m| m.port()).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(mp.in_use_count(), 6);
+        drop(slots);
+        p.free_all();
+        assert!(mp.audit().is_complete());
     }
 }

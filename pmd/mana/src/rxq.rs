@@ -26,7 +26,7 @@ use pmd_mempool::mbuf::ol::{
     MBUF_F_RX_IP_CKSUM_BAD, MBUF_F_RX_IP_CKSUM_GOOD, MBUF_F_RX_L4_CKSUM_BAD,
     MBUF_F_RX_L4_CKSUM_GOOD, MBUF_F_RX_RSS_HASH, MBUF_F_RX_VLAN, MBUF_F_RX_VLAN_STRIPPED,
 };
-use pmd_mempool::shm::Window;
+use pmd_mempool::shm::{SlotRing32, Window};
 use pmd_mempool::{Mbuf, MbufPool};
 
 use crate::cq::{CqEntry, CqPoller, Polled};
@@ -125,6 +125,8 @@ struct Pending {
 /// A MANA RX queue's state (the poller's side).
 pub struct ManaRxq {
     rq: Ring,
+    /// The RQ as 32-byte slots (one WQE each).
+    rq_slots: SlotRing32,
     cq: CqPoller,
     descs: Box<[Option<Mbuf>]>,
     desc_mask: u32,
@@ -148,6 +150,9 @@ pub struct ManaRxq {
     stats: Arc<RxQueueStats>,
     x: Arc<RxXstats>,
     offsets: Offsets,
+    /// The fast path's gathering space, kept between bursts so that a burst does not zero it
+    /// (taken out while in use).
+    run: Option<Box<Run>>,
     /// Test hooks (a slow burst).
     hooks: Arc<crate::device::Hooks>,
 }
@@ -180,6 +185,7 @@ impl ManaRxq {
         if !nb_desc.is_power_of_two() || nb_desc > rq.size() / GDMA_WQE_BU_SIZE {
             return None;
         }
+        let rq_slots = rq.win.slot_ring32()?;
         let cq = CqPoller::new(cq, ids.cq_id, bar, db_page_off)?;
         // One CQE per packet at worst: the CQ must hold every posted descriptor's.
         if cq.entries() < nb_desc {
@@ -190,6 +196,7 @@ impl ManaRxq {
         let data_off = pool.rx_data_offset();
         Some(ManaRxq {
             rq,
+            rq_slots,
             cq,
             descs: (0..nb_desc).map(|_| None).collect(),
             desc_mask: nb_desc - 1,
@@ -210,6 +217,7 @@ impl ManaRxq {
             x,
             hooks: Arc::default(),
             offsets: Offsets::Learning(0),
+            run: Some(Box::new(Run { n: 0, lens: [0; RUN], hashes: [0; RUN], ols: [0; RUN] })),
         })
     }
 
@@ -270,21 +278,20 @@ impl ManaRxq {
         }
         let w0 = self.hdr;
         let w3 = self.ids.mem_key as u64 | (self.buf_len as u64) << 32;
-        let ring_mask = self.rq.size() - 1;
         let (mut dt, mut tb) = (self.desc_tail, self.tail_bu);
+        let (ring, data_off, headroom) = (self.rq_slots, self.data_off, self.headroom);
         for _ in 0..done {
             let Some(m) = &self.descs[(dt & self.desc_mask) as usize] else {
                 break;
             };
             // The buffer's data IOVA without reading the header (IOVA-as-VA pools), else from
             // it.
-            let iova = match self.data_off {
+            let iova = match data_off {
                 Some(off) => m.as_raw().as_ptr() as u64 + off,
-                None => m.buf_iova() + self.headroom,
+                None => m.buf_iova() + headroom,
             };
-            let off = (tb.wrapping_mul(GDMA_WQE_BU_SIZE) & ring_mask) as usize;
             // Header, zeroed small OOB, one SGE (address, memory key, length).
-            self.rq.win.write_u64x4(off, [w0, 0, iova, w3]);
+            ring.write(tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize, [w0, 0, iova, w3]);
             dt = dt.wrapping_add(1);
             tb = tb.wrapping_add(1);
         }
@@ -553,33 +560,36 @@ impl ManaRxq {
     }
 
     /// Phase 2 of a burst: the gathered packets take the next `run.n` posted descriptors, in
-    /// order: their mbufs move to `out` (a copy of handles), then one tight loop without calls
-    /// or drop paths sets their header fields.
+    /// order: their headers are set in place (one loop without calls or drop paths), then the
+    /// handles move to `out` as one copy.
     #[inline(never)]
     fn land(&mut self, run: &Run, out: &mut Pkts, got: &mut usize, bytes: &mut u64) {
-        let n = run.n;
-        let before = out.len();
-        let start = (self.desc_head & self.desc_mask) as usize;
-        let first = n.min(self.descs.len() - start);
-        let mut consumed = out.fill_from_slots(&mut self.descs[start..start + first]);
-        if consumed == first && first < n {
-            consumed += out.fill_from_slots(&mut self.descs[..n - first]);
-        }
-        self.desc_head = self.desc_head.wrapping_add(consumed as u32);
-        let landed = &mut out.as_mut_slice()[before..];
-        let (headroom, port) = (self.headroom as u16, self.ids.port);
+        let n = run.n.min(RUN);
+        let (headroom, port, mask) = (self.headroom as u16, self.ids.port, self.desc_mask);
+        let head = self.desc_head;
         let mut len_sum = 0u64;
-        // Gather checked the posted count, so no slot was empty and packet j is in mbuf j.
-        for (j, m) in landed.iter_mut().enumerate().take(RUN) {
-            let (len, ol) = (run.lens[j], run.ols[j]);
-            // The refill left the header alone: every per-packet field is set here.
-            m.rx_set(headroom, len, port, ol);
-            if ol & MBUF_F_RX_RSS_HASH != 0 {
-                m.set_rss_hash(run.hashes[j]);
+        let descs = &mut self.descs[..];
+        for j in 0..n {
+            // Gather checked the posted count: every slot holds its mbuf.
+            if let Some(m) = &mut descs[(head.wrapping_add(j as u32) & mask) as usize] {
+                let (len, ol) = (run.lens[j], run.ols[j]);
+                // The refill left the header alone: every per-packet field is set here.
+                m.rx_set(headroom, len, port, ol);
+                if ol & MBUF_F_RX_RSS_HASH != 0 {
+                    m.set_rss_hash(run.hashes[j]);
+                }
+                len_sum += len as u64;
             }
-            len_sum += len as u64;
         }
-        let delivered = landed.len();
+        let before = out.len();
+        let start = (head & mask) as usize;
+        let first = n.min(descs.len() - start);
+        let mut consumed = Mbuf::take_slots_into(&mut descs[start..start + first], out);
+        if consumed == first && first < n {
+            consumed += Mbuf::take_slots_into(&mut descs[..n - first], out);
+        }
+        self.desc_head = head.wrapping_add(consumed as u32);
+        let delivered = out.len() - before;
         if delivered < n {
             // Empty slots (impossible: gather checked) or a full burst (gather kept to it).
             self.x.cqe_unexpected.add((n - delivered) as u64);
@@ -669,17 +679,21 @@ impl RxBurst for ManaRxq {
                 self.deliver(out, &mut got, max, &mut bytes);
                 continue;
             }
-            let mut run = Run { n: 0, lens: [0; RUN], hashes: [0; RUN], ols: [0; RUN] };
+            // Always there: put back below before anything else can take it.
+            let Some(mut run) = self.run.take() else { break };
+            run.n = 0;
             let g = self.gather(&mut run, max - got);
-            if run.n > 0 {
+            let landed = run.n > 0;
+            if landed {
                 self.land(&run, out, &mut got, &mut bytes);
             }
+            self.run = Some(run);
             let e = match g {
                 Gather::Empty => break,
                 Gather::Other(e) => e,
                 // Room for fewer than four packets: the general path takes the next CQE
                 // (partly delivered if need be).
-                Gather::Full if run.n > 0 => continue,
+                Gather::Full if landed => continue,
                 Gather::Full => match self.cq.poll() {
                     Polled::Empty => break,
                     Polled::BadOwner => {

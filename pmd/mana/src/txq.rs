@@ -33,7 +33,7 @@ use pmd_mempool::mbuf::ol::{
     MBUF_F_TX_IP_CKSUM, MBUF_F_TX_IPV4, MBUF_F_TX_IPV6, MBUF_F_TX_L4_MASK, MBUF_F_TX_TCP_CKSUM,
     MBUF_F_TX_UDP_CKSUM, MBUF_F_TX_VLAN,
 };
-use pmd_mempool::shm::Window;
+use pmd_mempool::shm::{SlotRing32, Window};
 
 use crate::cq::{CqPoller, Polled};
 use crate::qmem::Ring;
@@ -116,6 +116,8 @@ const LEARN_LIMIT: u8 = 8;
 /// A MANA TX queue's state (the poller's side).
 pub struct ManaTxq {
     sq: Ring,
+    /// The SQ as 32-byte slots (basic units).
+    sq_slots: SlotRing32,
     /// SQ ring size in basic units (a power of two).
     sq_bu: u32,
     /// WQ positions in basic units, free-running: posted and completed.
@@ -172,6 +174,7 @@ impl ManaTxq {
         if !nb_desc.is_power_of_two() || !sq.size().is_power_of_two() {
             return None;
         }
+        let sq_slots = sq.win.slot_ring32()?;
         let cq = CqPoller::new(cq, ids.cq_id, bar, db_page_off)?;
         // Every descriptor may complete with an error CQE of its own: the CQ must hold them all.
         if cq.entries() < nb_desc {
@@ -190,6 +193,7 @@ impl ManaTxq {
         Some(ManaTxq {
             sq_bu: sq.size() / GDMA_WQE_BU_SIZE,
             sq,
+            sq_slots,
             tail_bu: 0,
             head_bu: 0,
             cq,
@@ -568,7 +572,7 @@ impl TxBurst for ManaTxq {
         let w1 = self.short_tmpl.with_pkt_fmt(MANA_SHORT_PKT_FMT).0;
         let key = self.ids.mem_key as u64;
         let fast_ok = self.ids.short_form_allowed;
-        let ring_mask = self.sq.size() - 1;
+        let ring = self.sq_slots;
         for m in &mut pkts.as_mut_slice()[..want] {
             let fl = m.ol_flags();
             let bu = if fast_ok
@@ -581,8 +585,10 @@ impl TxBurst for ManaTxq {
                     break;
                 }
                 let (iova, dlen) = m.data_iova_len();
-                let off = (tb.wrapping_mul(GDMA_WQE_BU_SIZE) & ring_mask) as usize;
-                self.sq.win.write_u64x4(off, [w0, w1, iova, key | (dlen as u64) << 32]);
+                ring.write(
+                    tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize,
+                    [w0, w1, iova, key | (dlen as u64) << 32],
+                );
                 1
             } else {
                 match self.post_slow(m, tb, room_bu) {
@@ -601,9 +607,7 @@ impl TxBurst for ManaTxq {
         if n == 0 {
             return 0;
         }
-        for (i, m) in pkts.take_front(n).enumerate() {
-            self.mbufs[(start_desc.wrapping_add(i as u32) & mask) as usize] = Some(m);
-        }
+        pkts.move_front_to_slots(n, &mut self.mbufs, (start_desc & mask) as usize);
         self.tail_bu = tb;
         self.desc_tail = start_desc.wrapping_add(n as u32);
         let last = self.desc_tail.wrapping_sub(1);
