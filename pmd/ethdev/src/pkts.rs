@@ -62,9 +62,10 @@ impl Pkts {
         let start = start % slots.len();
         let first = n.min(slots.len() - start);
         let (low, high) = slots.split_at_mut(start);
-        for s in high[..first].iter_mut().chain(low[..n - first].iter_mut()) {
-            if let Some(old) = s.take() {
-                drop(old);
+        let (a, b) = (&mut high[..first], &mut low[..n - first]);
+        if !(a.iter().all(Option::is_none) && b.iter().all(Option::is_none)) {
+            for s in a.iter_mut().chain(b.iter_mut()) {
+                drop(s.take());
             }
         }
         let len = self.v.len();
