@@ -338,7 +338,10 @@ fn rx_set_never_leaves_the_buffer() {
     let p = pool("rx-set", 2);
     let mut m = p.alloc().unwrap();
     m.rx_set(128, 60, 3, 0x2);
-    assert_eq!((m.data_off(), m.data_len(), m.pkt_len(), m.port(), m.ol_flags()), (128, 60, 60, 3, 2));
+    assert_eq!(
+        (m.data_off(), m.data_len(), m.pkt_len(), m.port(), m.ol_flags()),
+        (128, 60, 60, 3, 2)
+    );
     let (iova, len) = m.data_iova_len();
     assert_eq!((iova, len), (m.data_iova(), 60));
     // Too long for the buffer: cut to it.
