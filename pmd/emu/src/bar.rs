@@ -36,7 +36,7 @@ impl Bar0 {
         let len = DB_PAGES_OFFSET + DB_PAGES as usize * DB_PAGE_SIZE;
         let seg = Arc::new(MemSegment::anonymous(name, len, HugePolicy::Never)?);
         let bar = Bar0 { mem: SegmentWindow::new(seg) };
-        bar.restore();
+        let _ = bar.restore();
         Ok(bar)
     }
 
@@ -66,9 +66,22 @@ impl Bar0 {
     }
 
     /// Writes the register map and clears the SMC and every doorbell (power-on state).
-    pub fn restore(&self) {
-        self.win().fill(0, self.win().len(), 0);
-        self.win().write(0, &Self::reg_map().to_bytes());
+    ///
+    /// The first dword of the register map is written last, with Release: a driver that sees it
+    /// no longer all ones (the reset check) and then reads the rest of the page (after an
+    /// Acquire load of that dword) sees the whole register map and a cleared SMC, never the
+    /// zeroes or the all-ones of the reset in between.
+    ///
+    /// Returns when the register map became readable.
+    pub fn restore(&self) -> std::time::Instant {
+        let win = self.win();
+        win.fill(DB_PAGES_OFFSET, win.len() - DB_PAGES_OFFSET, 0);
+        let map = Self::reg_map().to_bytes();
+        win.fill(map.len(), DB_PAGES_OFFSET - map.len(), 0);
+        win.write(4, &map[4..]);
+        let at = std::time::Instant::now();
+        win.store_u32(0, u32::from_le_bytes([map[0], map[1], map[2], map[3]]), Ordering::Release);
+        at
     }
 
     /// Makes the first page (register map and SMC) read all ones: a dead or removed device.

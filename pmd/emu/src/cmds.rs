@@ -147,12 +147,7 @@ fn test_eqe(core: &mut Core, r: GdmaGenerateTestEventReq) -> Option<Answer> {
         Some(h) if r.queue_index == HWC_EQ_ID => &mut h.eq,
         _ => core.obj.eqs.get_mut(r.queue_index)?,
     };
-    crate::doorbell::post_eqe(
-        &core.shared.stats.device,
-        eq,
-        gdma_defs::GDMA_EQE_TEST_EVENT,
-        [0; 3],
-    );
+    crate::doorbell::post_eqe(&core.shared, eq, gdma_defs::GDMA_EQE_TEST_EVENT, [0; 3]);
     Some(empty())
 }
 
@@ -199,7 +194,13 @@ fn create_queue(core: &mut Core, r: GdmaCreateQueueReq) -> Option<Answer> {
     }
     let mem = ring_of(core, r.gdma_region, r.queue_size)?;
     let lap = core.shared.cfg.cq_lap_limit;
-    match core.obj.eqs.insert_with(|id| Eq::new(id, mem, lap).ok_or(())) {
+    let msix = r.eq_pci_msix_index;
+    let eq = |id| -> Result<Eq, ()> {
+        let mut eq = Eq::new(id, mem, lap).ok_or(())?;
+        eq.msix = msix;
+        Ok(eq)
+    };
+    match core.obj.eqs.insert_with(eq) {
         Ok(id) => {
             core.obj.regions.remove(&r.gdma_region);
             Some(ok(&GdmaCreateQueueResp { queue_index: id }))

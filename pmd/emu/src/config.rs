@@ -123,6 +123,12 @@ pub struct DeviceConfig {
     pub fatal_down_time: Duration,
     /// Idle policy: loop passes spent spinning before the device starts yielding, then napping.
     pub spin_passes: u32,
+    /// Idle policy: while the device serves its control channel (the last work it did was an
+    /// SMC or HWC request, or coming back from a reset), its idle spinning yields the CPU once
+    /// every this many passes (0: never), so that a driver thread that shares its CPU (woken
+    /// for an answer, or polling for the device's return) runs at once instead of after the
+    /// rest of the device's time slice. Data-path work turns this off.
+    pub spin_yield_every: u32,
     /// Longest nap of an idle device.
     pub max_nap: Duration,
     /// CPU to pin the device thread to.
@@ -152,6 +158,7 @@ impl DeviceConfig {
             reset_down_time: Duration::from_millis(100),
             fatal_down_time: Duration::from_millis(200),
             spin_passes: 20_000,
+            spin_yield_every: 256,
             max_nap: Duration::from_millis(1),
             cpu: None,
             source_mac_check: true,

@@ -61,6 +61,32 @@ pub(crate) struct Shared {
     ctl_pending: AtomicU32,
     /// False between `remove` and `readd`.
     present: AtomicBool,
+    /// When the device last came out of a reset (its register map readable again).
+    powered_on: std::sync::Mutex<Option<Instant>>,
+    /// Interrupt handlers by MSI-X vector (what a VFIO user registers eventfds for).
+    irq: std::sync::Mutex<Vec<(u32, InterruptHandler)>>,
+    /// Some handler is registered (raising an interrupt takes no lock otherwise).
+    irq_any: AtomicBool,
+}
+
+/// What the device calls, on its own thread, when it raises an MSI-X vector: it must return
+/// at once (wake a thread, write an eventfd).
+pub type InterruptHandler = Arc<dyn Fn() + Send + Sync>;
+
+impl Shared {
+    /// Raises MSI-X vector `vector`: calls its handler, if one is registered.
+    pub(crate) fn raise(&self, vector: u32) {
+        if !self.irq_any.load(Ordering::Acquire) {
+            return;
+        }
+        let handler = {
+            let irq = self.irq.lock().unwrap_or_else(|e| e.into_inner());
+            irq.iter().find(|(v, _)| *v == vector).map(|(_, h)| h.clone())
+        };
+        if let Some(h) = handler {
+            h();
+        }
+    }
 }
 
 /// A running software MANA device. Dropping it stops the device thread.
@@ -83,6 +109,9 @@ impl Device {
             bar,
             ctl_pending: AtomicU32::new(0),
             present: AtomicBool::new(true),
+            powered_on: std::sync::Mutex::new(None),
+            irq: std::sync::Mutex::new(Vec::new()),
+            irq_any: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
         let core = Core::new(shared.clone(), wire, macs);
@@ -116,6 +145,24 @@ impl Device {
     /// False while the device is hot-removed.
     pub fn present(&self) -> bool {
         self.shared.present.load(Ordering::Acquire)
+    }
+
+    /// Registers `handler` for MSI-X vector `vector` (replacing any), or removes it (`None`).
+    /// The device calls it, on its own thread, whenever it raises the vector: an event posted
+    /// on an armed EQ of that vector. Handlers stay across device resets.
+    pub fn set_interrupt_handler(&self, vector: u32, handler: Option<InterruptHandler>) {
+        let mut irq = self.shared.irq.lock().unwrap_or_else(|e| e.into_inner());
+        irq.retain(|(v, _)| *v != vector);
+        if let Some(h) = handler {
+            irq.push((vector, h));
+        }
+        self.shared.irq_any.store(!irq.is_empty(), Ordering::Release);
+    }
+
+    /// When the device last came back from a reset (its register map published again): what a
+    /// benchmark measures a driver's recovery from. `None` before the first reset.
+    pub fn last_power_on(&self) -> Option<Instant> {
+        *self.shared.powered_on.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn request<T>(&self, make: impl FnOnce(mpsc::Sender<T>) -> Ctl) -> Result<T, EmuError> {
@@ -200,6 +247,9 @@ pub(crate) struct Core {
     pub(crate) down: Down,
     /// Resets so far (varies keys and handles between incarnations).
     pub(crate) epoch: u32,
+    /// The last work was the control channel's (or a reset), not the data path's: idle
+    /// spinning yields now and then (`DeviceConfig::spin_yield_every`).
+    polite: bool,
     macs: Vec<[u8; 6]>,
     /// Device-private frame buffer (TX gather).
     pub(crate) frame: Box<[u8]>,
@@ -218,6 +268,7 @@ impl Core {
             faults: Faults { rng: 0x9e37_79b9_7f4a_7c15, ..Default::default() },
             down: Down::Up,
             epoch: 0,
+            polite: false,
             macs,
             frame: vec![0u8; MAX_FRAME].into_boxed_slice(),
             rx_scratch: vec![0u8; MAX_FRAME].into_boxed_slice(),
@@ -250,12 +301,18 @@ impl Core {
         }
     }
 
-    /// Backs off while there is nothing to do: spin, then yield, then nap (doubling up to the
-    /// configured maximum). A control request unparks the thread.
+    /// Backs off while there is nothing to do: spin (yielding now and then while it serves the
+    /// control channel), then yield, then nap (doubling up to the configured maximum). A
+    /// control request unparks the thread.
     fn idle(&self, idle: u32) {
         let spin = self.shared.cfg.spin_passes;
+        let every = self.shared.cfg.spin_yield_every;
         if idle < spin {
-            core::hint::spin_loop();
+            if self.polite && every != 0 && idle % every == 0 {
+                std::thread::yield_now();
+            } else {
+                core::hint::spin_loop();
+            }
         } else if idle < spin + 64 {
             std::thread::yield_now();
         } else {
@@ -274,7 +331,10 @@ impl Core {
                 for m in maps {
                     let iova = m.iova();
                     match self.space.insert(m) {
-                        Ok(()) => added.push(iova),
+                        Ok(()) => {
+                            self.shared.stats.device.dma_maps.inc();
+                            added.push(iova);
+                        }
                         Err(e) => {
                             result = Err(e);
                             break;
@@ -283,13 +343,19 @@ impl Core {
                 }
                 if result.is_err() {
                     for iova in added {
-                        let _ = self.space.remove(iova);
+                        if self.space.remove(iova).is_ok() {
+                            self.shared.stats.device.dma_unmaps.inc();
+                        }
                     }
                 }
                 let _ = reply.send(result);
             }
             Ctl::Unmap(iova, reply) => {
-                let _ = reply.send(self.space.remove(iova).map(drop));
+                let r = self.space.remove(iova).map(drop);
+                if r.is_ok() {
+                    self.shared.stats.device.dma_unmaps.inc();
+                }
+                let _ = reply.send(r);
             }
             Ctl::Inject(fault, reply) => {
                 self.inject(fault);
@@ -349,7 +415,8 @@ impl Core {
         self.epoch = self.epoch.wrapping_add(1);
         self.obj = Objects::new(&self.macs, self.epoch);
         self.hwc = None;
-        self.shared.bar.restore();
+        let at = self.shared.bar.restore();
+        *self.shared.powered_on.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
         self.down = Down::Up;
         self.shared.stats.device.resets.inc();
     }
@@ -361,19 +428,25 @@ impl Core {
             Down::ResetRequested(until) | Down::Fatal(until) => {
                 if Instant::now() >= until {
                     self.power_on();
+                    self.polite = true;
                     return true;
                 }
                 return false;
             }
             Down::Removed => return false,
         }
-        let mut work = crate::hwc::poll_smc(self);
-        work |= self.poll_doorbells();
-        work |= crate::hwc::service(self);
-        work |= crate::tx::process(self);
-        work |= crate::rx::from_wire(self);
-        work |= crate::rx::flush_coalesced(self);
-        work
+        let mut control = crate::hwc::poll_smc(self);
+        let doorbells = self.poll_doorbells();
+        control |= crate::hwc::service(self);
+        let mut data = crate::tx::process(self);
+        data |= crate::rx::from_wire(self);
+        data |= crate::rx::flush_coalesced(self);
+        if data {
+            self.polite = false;
+        } else if control {
+            self.polite = true;
+        }
+        control || doorbells || data
     }
 
     /// Takes every pending doorbell of every page in use and dispatches it.

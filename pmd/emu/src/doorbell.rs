@@ -2,14 +2,14 @@
 
 use gdma_defs::{Doorbell, GDMA_EQE_COMPLETION};
 
-use crate::device::Core;
+use crate::device::{Core, Shared};
 use crate::queues::{Eq, Posted};
-use crate::stats::DeviceStats;
 
 /// Dispatches doorbell value `v` taken from register `slot` of some page.
 pub(crate) fn dispatch(core: &mut Core, slot: u32, v: u64) {
     let shared = core.shared.clone();
     let stats = &shared.stats.device;
+    let shared = &*shared;
     let Some(db) = Doorbell::decode(slot, v) else {
         stats.doorbells_unknown_queue.inc();
         return;
@@ -48,7 +48,7 @@ pub(crate) fn dispatch(core: &mut Core, slot: u32, v: u64) {
             if let Some(h) = core.hwc.as_mut().filter(|h| h.cq.id == id) {
                 if h.cq.doorbell(index, arm) {
                     let cq = h.cq.id;
-                    post_eqe(stats, &mut h.eq, GDMA_EQE_COMPLETION, [cq, 0, 0]);
+                    post_eqe(shared, &mut h.eq, GDMA_EQE_COMPLETION, [cq, 0, 0]);
                 }
             } else if let Some(cq) = core.obj.cqs.get_mut(id) {
                 if cq.doorbell(index, arm) {
@@ -68,6 +68,7 @@ pub(crate) fn dispatch(core: &mut Core, slot: u32, v: u64) {
                 Some(eq) => {
                     if eq.doorbell(index, arm) {
                         stats.interrupts.inc();
+                        shared.raise(eq.msix);
                     }
                 }
                 None => stats.doorbells_unknown_queue.inc(),
@@ -83,14 +84,18 @@ pub(crate) fn signal_eq(core: &mut Core, eq: Option<u32>, cq: u32) {
     let Some(eq) = eq.and_then(|e| core.obj.eqs.get_mut(e)) else {
         return;
     };
-    post_eqe(&core.shared.stats.device, eq, GDMA_EQE_COMPLETION, [cq, 0, 0]);
+    post_eqe(&core.shared, eq, GDMA_EQE_COMPLETION, [cq, 0, 0]);
 }
 
-/// Posts an EQE on any EQ (HWC or data path): an interrupt is counted when the EQ was armed, a
-/// stall when its consumer stopped ringing the doorbell.
-pub(crate) fn post_eqe(stats: &DeviceStats, eq: &mut Eq, event_type: u8, data: [u32; 3]) {
+/// Posts an EQE on any EQ (HWC or data path): when the EQ was armed, its MSI-X vector is
+/// raised (and counted); a stall is counted when its consumer stopped ringing the doorbell.
+pub(crate) fn post_eqe(shared: &Shared, eq: &mut Eq, event_type: u8, data: [u32; 3]) {
+    let stats = &shared.stats.device;
     match eq.post(event_type, data) {
-        Posted::Done { signal: true } => stats.interrupts.inc(),
+        Posted::Done { signal: true } => {
+            stats.interrupts.inc();
+            shared.raise(eq.msix);
+        }
         Posted::Done { signal: false } => {}
         Posted::Stalled | Posted::Held => stats.cq_stalls.inc(),
     }

@@ -81,14 +81,15 @@ fn establish(core: &mut Core, e: EstablishHwc) -> Result<(), DecodeError> {
             .map_err(|_| DecodeError::InvalidField { field: "pfn", value: pfn })
     };
     let bad = |field| DecodeError::InvalidField { field, value: 0 };
-    let eq = Eq::new(HWC_EQ_ID, ring(e.eq_pfn)?, lap).ok_or(bad("eq"))?;
+    let mut eq = Eq::new(HWC_EQ_ID, ring(e.eq_pfn)?, lap).ok_or(bad("eq"))?;
+    eq.msix = e.msix_index as u32;
     let cq = Cq::new(HWC_CQ_ID, ring(e.cq_pfn)?, Some(HWC_EQ_ID), lap).ok_or(bad("cq"))?;
     let rq = Wq::new(HWC_RQ_ID, HWC_CQ_ID, ring(e.rq_pfn)?, 0).ok_or(bad("rq"))?;
     let sq = Wq::new(HWC_SQ_ID, HWC_CQ_ID, ring(e.sq_pfn)?, 0).ok_or(bad("sq"))?;
     let mut h = Hwc { eq, cq, sq, rq, not_before: None };
     let eq_db = HwcInitEqIdDb::ZERO.with_eq_id(HWC_EQ_ID as u16).with_doorbell(0);
-    let stats = &core.shared.stats.device;
-    post_eqe(stats, &mut h.eq, GDMA_EQE_HWC_INIT_EQ_ID_DB, [eq_db.0, 0, 0]);
+    let shared = &*core.shared;
+    post_eqe(shared, &mut h.eq, GDMA_EQE_HWC_INIT_EQ_ID_DB, [eq_db.0, 0, 0]);
     let obj = &core.obj;
     for (ty, value) in [
         (HWC_INIT_DATA_CQID, HWC_CQ_ID),
@@ -102,9 +103,9 @@ fn establish(core: &mut Core, e: EstablishHwc) -> Result<(), DecodeError> {
         (HWC_INIT_DATA_GPA_MKEY, obj.gpa_mkey),
     ] {
         let d = HwcInitTypeData::ZERO.with_ty(ty).with_value(value);
-        post_eqe(stats, &mut h.eq, GDMA_EQE_HWC_INIT_DATA, [d.0, 0, 0]);
+        post_eqe(shared, &mut h.eq, GDMA_EQE_HWC_INIT_DATA, [d.0, 0, 0]);
     }
-    post_eqe(stats, &mut h.eq, GDMA_EQE_HWC_INIT_DONE, [0; 3]);
+    post_eqe(shared, &mut h.eq, GDMA_EQE_HWC_INIT_DONE, [0; 3]);
     core.hwc = Some(h);
     Ok(())
 }
@@ -199,7 +200,10 @@ pub(crate) fn service(core: &mut Core) -> bool {
     let oob = HwcRxOob::response(rq_offset, resp_len as u32);
     sig |= h.cq.post(&oob.to_cqe_data(), HWC_RQ_ID, false) == (Posted::Done { signal: true });
     if sig {
-        post_eqe(&core.shared.stats.device, &mut h.eq, GDMA_EQE_COMPLETION, [HWC_CQ_ID, 0, 0]);
+        post_eqe(&core.shared, &mut h.eq, GDMA_EQE_COMPLETION, [HWC_CQ_ID, 0, 0]);
+    }
+    if std::env::var("EMU_YIELD").is_ok() {
+        std::thread::yield_now();
     }
     true
 }
@@ -228,8 +232,7 @@ pub(crate) fn request_reset(core: &mut Core, data: u32) {
     // the event, so a driver that has read the event sees the register page all ones.
     core.shared.bar.poison();
     if let Some(h) = core.hwc.as_mut() {
-        let stats = &core.shared.stats.device;
-        post_eqe(stats, &mut h.eq, gdma_defs::GDMA_EQE_HWC_RESET_REQUEST, [data, 0, 0]);
+        post_eqe(&core.shared, &mut h.eq, gdma_defs::GDMA_EQE_HWC_RESET_REQUEST, [data, 0, 0]);
     }
     core.down = Down::ResetRequested(Instant::now() + core.shared.cfg.reset_down_time);
 }

@@ -31,7 +31,7 @@ mod tx;
 pub mod wire;
 
 pub use config::{DeviceConfig, GenSpec, WireSpec};
-pub use device::{Device, EmuError};
+pub use device::{Device, EmuError, InterruptHandler};
 pub use dma::{MapError, Mapping};
 pub use fault::Fault;
 pub use stats::Stats;

@@ -263,7 +263,10 @@ pub struct Eq {
     /// Queue id.
     pub id: u32,
     p: Producer,
-    /// EQEs posted while armed (each would raise the EQ's MSI-X vector).
+    /// The MSI-X vector it raises (ESTABLISH_HWC's for the channel's EQ, CREATE_QUEUE's
+    /// `eq_pci_msix_index` for others).
+    pub msix: u32,
+    /// EQEs posted while armed (each raises the EQ's MSI-X vector).
     pub interrupts: u64,
     /// EQEs refused because the consumer stopped ringing the doorbell.
     pub stalls: u64,
@@ -277,6 +280,7 @@ impl Eq {
         Some(Eq {
             id,
             p: Producer::new(mem, GDMA_EQE_SIZE, lap_limit, true)?,
+            msix: 0,
             interrupts: 0,
             stalls: 0,
         })

@@ -111,6 +111,10 @@ counters! {
         hwc_unknown,
         /// Device resets (reset request, fatal, removal).
         resets,
+        /// DMA mappings added (a driver registering memory).
+        dma_maps,
+        /// DMA mappings removed.
+        dma_unmaps,
         /// CQEs corrupted on purpose by the hostile mode.
         hostile_corruptions,
     }
