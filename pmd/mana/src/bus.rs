@@ -26,6 +26,13 @@ pub trait Bus: Send {
     fn present(&self) -> bool;
     /// One line describing the device.
     fn describe(&self) -> String;
+    /// Has `wake` called whenever the device raises MSI-X vector `vector` (an event on an armed
+    /// EQ of that vector), or stops it (`None`). False when this bus delivers no interrupts:
+    /// the driver then polls. `wake` runs on a thread of the device's and must return at once.
+    fn set_interrupt(&mut self, vector: u32, wake: Option<Arc<dyn Fn() + Send + Sync>>) -> bool {
+        let _ = (vector, wake);
+        false
+    }
 }
 
 #[cfg(feature = "emu")]
@@ -99,6 +106,15 @@ mod emu {
 
         fn describe(&self) -> String {
             format!("mana-emu in-process, {} vports", self.dev.config().vports)
+        }
+
+        fn set_interrupt(
+            &mut self,
+            vector: u32,
+            wake: Option<Arc<dyn Fn() + Send + Sync>>,
+        ) -> bool {
+            self.dev.set_interrupt_handler(vector, wake);
+            true
         }
     }
 

@@ -247,6 +247,12 @@ pub trait ControlPlane: Send {
     fn device_stats(&mut self) -> Result<Vec<(&'static str, u64)>, CpError>;
     /// Takes the events that arrived since the last call (never waits).
     fn poll_events(&mut self, out: &mut Vec<DeviceEvent>) -> Result<(), CpError>;
+    /// Has `wake` called when the device signals that events wait for `poll_events` (by
+    /// interrupt, on another thread; it must return at once), where the control plane can
+    /// tell; events are found by calling `poll_events` regularly either way.
+    fn set_event_waker(&mut self, wake: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
+        let _ = wake;
+    }
     /// Whether the device still looks alive (its registers do not read all ones).
     fn alive(&self) -> bool;
     /// Whether the device is there at all (false after a hot removal, or when the daemon that
@@ -260,4 +266,12 @@ pub trait ControlPlane: Send {
     /// Undoes `bring_up`: deregisters and closes the channel, freeing what it made. Best effort
     /// when the device is gone.
     fn tear_down(&mut self) -> Result<(), CpError>;
+    /// `tear_down` for a device in a reset (its registers read all ones): it drops the channel
+    /// and every object itself, so nothing is sent and everything is forgotten, but memory
+    /// registrations stay (a reset empties the device, not its DMA mappings), so registering
+    /// the same memory after the reset costs nothing, and the channel's memory is used again.
+    /// A device that is not in a reset (any more), or gone, is torn down as by `tear_down`.
+    fn tear_down_reset(&mut self) -> Result<(), CpError> {
+        self.tear_down()
+    }
 }

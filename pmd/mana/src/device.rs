@@ -159,6 +159,10 @@ struct PortState {
     rxq: Vec<Option<RxSetup>>,
     txq: Vec<Option<TxSetup>>,
     running: Option<Running>,
+    /// Ring memory of queues a recovery tore down while the device was in reset, still
+    /// registered: the port's next start takes its rings from it again (zeroed) instead of
+    /// allocating and registering new memory.
+    spare: Option<RingArena>,
     tx_cfg: Option<VportTx>,
     reta: Vec<u16>,
     rss_key: [u8; 40],
@@ -213,9 +217,9 @@ pub(crate) struct Worker {
     state: Arc<StateCell>,
     /// The recovery episode under way.
     episode: Option<recovery::Episode>,
-    /// Queue states and ring memory a torn-down device might still have written when they
-    /// were taken away: freed once it can no longer (it is back, fresh, or gone).
-    deferred: Vec<Running>,
+    /// Queue states and ring memory (by port) a torn-down device might still have written when
+    /// they were taken away: freed once it can no longer (it is back, fresh, or gone).
+    deferred: Vec<(usize, Running)>,
     /// Device events seen, by kind.
     pub(crate) seen_resets: u64,
     pub(crate) seen_other: u64,
@@ -225,6 +229,8 @@ type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 enum Msg {
     Run(Job),
+    /// The device signalled an event: look at it now.
+    Wake,
     Stop,
 }
 
@@ -285,6 +291,7 @@ impl Device {
                 rxq: Vec::new(),
                 txq: Vec::new(),
                 running: None,
+                spare: None,
                 tx_cfg: None,
                 reta: Vec::new(),
                 rss_key: DEFAULT_RSS_KEY,
@@ -300,6 +307,13 @@ impl Device {
         let stats_refs = ports.iter().map(|p| p.stats_refs.clone()).collect();
         let counters = ports.iter().map(|p| p.counters.clone()).collect();
         let state = Arc::new(StateCell::default());
+        let (tx, rx) = mpsc::channel::<Msg>();
+        // An event the device signals (a reset request) is looked at at once, not at the next
+        // tick.
+        let waker = tx.clone();
+        cp.set_event_waker(Some(Arc::new(move || {
+            let _ = waker.send(Msg::Wake);
+        })));
         let worker = Worker {
             cp,
             opts,
@@ -316,7 +330,6 @@ impl Device {
         };
         static NEXT_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let key = NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel::<Msg>();
         let handle = std::thread::Builder::new()
             .name("mana-ctl".into())
             .spawn(move || worker_main(key, worker, rx))
@@ -409,9 +422,7 @@ fn raise_pending(key: usize) {
 }
 
 /// How often the worker looks at device events and queue errors when no work arrives.
-const EVENT_POLL: Duration = Duration::from_millis(5);
-/// How often it moves a recovery episode on (waits are deadlines checked at this pace).
-const EPISODE_POLL: Duration = Duration::from_millis(1);
+pub(crate) const EVENT_POLL: Duration = Duration::from_millis(5);
 
 fn worker_main(key: usize, worker: Worker, rx: mpsc::Receiver<Msg>) {
     WORKER.with(|w| *w.borrow_mut() = Some((key, worker)));
@@ -419,12 +430,12 @@ fn worker_main(key: usize, worker: Worker, rx: mpsc::Receiver<Msg>) {
     loop {
         let now = std::time::Instant::now();
         if now >= next_tick {
-            let fast = WORKER.with(|w| match w.borrow_mut().as_mut() {
+            let next = WORKER.with(|w| match w.borrow_mut().as_mut() {
                 Some((_, worker)) => worker.tick(),
-                None => false,
+                None => EVENT_POLL,
             });
             raise_pending(key);
-            next_tick = std::time::Instant::now() + if fast { EPISODE_POLL } else { EVENT_POLL };
+            next_tick = std::time::Instant::now() + next;
         }
         let wait = next_tick.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(wait) {
@@ -435,6 +446,7 @@ fn worker_main(key: usize, worker: Worker, rx: mpsc::Receiver<Msg>) {
                     }
                 });
             }
+            Ok(Msg::Wake) => next_tick = std::time::Instant::now(),
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
@@ -639,8 +651,18 @@ impl Worker {
         let mut sorted = sizes.clone();
         sorted.sort_unstable_by(|a, b| b.cmp(a));
         let name = format!("mana-v{}-rings", st.vport.index);
-        let arena =
-            RingArena::new(&name, &sorted).map_err(|e| CpError::Exhausted(e.to_string()))?;
+        let arena = match self.ports[p].spare.take() {
+            Some(mut a) if a.made_for(&sorted) => {
+                a.rewind();
+                a
+            }
+            other => {
+                if let Some(a) = other {
+                    self.drop_arena(a);
+                }
+                RingArena::new(&name, &sorted).map_err(|e| CpError::Exhausted(e.to_string()))?
+            }
+        };
         let arena_iova = arena.segment().iova_base();
         self.cp.register_segment(arena.segment())?;
         self.ports[p].running =
@@ -782,10 +804,20 @@ impl Worker {
         self.cp.config_vport_rx(&steer)
     }
 
+    /// Unregisters and frees ring memory nothing uses any more.
+    pub(crate) fn drop_arena(&mut self, arena: RingArena) {
+        // Not registered any more (a teardown unmapped it) is fine.
+        let _ = self.cp.unregister(arena.segment().iova_base());
+        drop(arena);
+    }
+
     /// The application stops the port (allowed during an episode: the port then stays stopped
     /// when the device comes back).
     pub(crate) fn stop_port(&mut self, p: usize) -> EthResult<()> {
         self.ports[p].admin_started = false;
+        if let Some(a) = self.ports[p].spare.take() {
+            self.drop_arena(a);
+        }
         if self.state.get() != DevState::Active {
             // The device objects are gone or going: close the gates and free what the queues
             // hold if the device can no longer write it.

@@ -1,5 +1,6 @@
 //! Memory for queue rings: one segment per port start, carved into rings aligned to their size,
-//! and the views the data path uses to read and write them.
+//! and the views the data path uses to read and write them. A recovery uses the segment of the
+//! rings it tore down again (rewound: every ring taken again is zeroed).
 //!
 //! The device reads WQ rings and writes CQ rings; the driver only ever touches them through
 //! [`pmd_mempool::shm::Window`] (copies and atomics, no references), as it does BAR0.
@@ -36,6 +37,8 @@ impl Ring {
 pub struct RingArena {
     mem: SegmentWindow,
     next: usize,
+    /// The ring sizes it was made for.
+    sizes: Vec<u32>,
 }
 
 impl RingArena {
@@ -43,7 +46,19 @@ impl RingArena {
     pub fn new(name: &str, sizes: &[u32]) -> Result<Self, SegmentError> {
         let total: usize = sizes.iter().map(|&s| s as usize).sum::<usize>().max(MIN_RING as usize);
         let seg = Arc::new(MemSegment::anonymous(name, total, HugePolicy::Prefer)?);
-        Ok(RingArena { mem: SegmentWindow::new(seg), next: 0 })
+        Ok(RingArena { mem: SegmentWindow::new(seg), next: 0, sizes: sizes.to_vec() })
+    }
+
+    /// Whether it was made for rings of `sizes` bytes (in the same order).
+    pub fn made_for(&self, sizes: &[u32]) -> bool {
+        self.sizes == sizes
+    }
+
+    /// Gives every ring back, to be taken again (and zeroed again by [`take`](Self::take)). Only
+    /// once nothing uses the old rings: no queue of ours, and no device object (the device
+    /// destroyed them, or reset).
+    pub fn rewind(&mut self) {
+        self.next = 0;
     }
 
     /// The segment (to register it with the device).

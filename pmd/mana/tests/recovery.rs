@@ -596,3 +596,74 @@ fn recovery_that_cannot_succeed_ends_in_recovery_failed() {
         close_all(&r);
     });
 }
+
+#[test]
+fn recoveries_from_resets_map_no_memory_and_reuse_the_rings_zeroed() {
+    watchdog(120, || {
+        // Down long enough that the teardown always sees the device in its reset (one that is
+        // already back may never have reset: its memory is unmapped and not used again).
+        let mut c = cfg();
+        c.reset_down_time = Duration::from_millis(20);
+        let r = rig_with(c, ManaFactory::new(), "rec-reuse");
+        setup(&r, 2);
+        let t = Traffic::start(&r, 2);
+        t.wait_flowing(1000, 10);
+        let s = r.dev.stats();
+        let maps = (s.device.dma_maps.get(), s.device.dma_unmaps.get());
+        for i in 1..=20 {
+            r.dev.inject("reset-request".parse().unwrap()).unwrap();
+            for s in &r.seen {
+                s.wait(EventType::RecoverySuccess, i, 20);
+            }
+            t.wait_flowing(64, 20);
+        }
+        // The channel's memory, the rings and the pools stay registered across a reset and are
+        // used again: nothing is allocated, mapped or unmapped.
+        let s = r.dev.stats();
+        assert_eq!((s.device.dma_maps.get(), s.device.dma_unmaps.get()), maps);
+        t.stop();
+        // Rings used again were zeroed: no old completion passed for a new one.
+        for p in &r.ports {
+            for q in 0..2 {
+                assert_eq!(xstat(p, &format!("rx_q{q}_cqe_bad_owner")), 0);
+                assert_eq!(xstat(p, &format!("tx_q{q}_cqe_bad_owner")), 0);
+            }
+        }
+        close_all(&r);
+        // Once the ports are gone, so is every mapping.
+        let Rig { dev, ports, .. } = r;
+        drop(ports);
+        let s = dev.stats();
+        assert_eq!(s.device.dma_maps.get(), s.device.dma_unmaps.get());
+    });
+}
+
+#[test]
+fn resets_are_recovered_by_polling_when_the_channel_takes_no_interrupts() {
+    watchdog(120, || {
+        let mut f = ManaFactory::new();
+        f.gdma.interrupts = false;
+        let r = rig_with(cfg(), f, "rec-poll");
+        setup(&r, 1);
+        let t = Traffic::start(&r, 1);
+        t.wait_flowing(1000, 10);
+        let irqs = r.dev.stats().device.interrupts.get();
+        let episodes = 50;
+        for i in 1..=episodes {
+            r.dev.inject("reset-request".parse().unwrap()).unwrap();
+            for s in &r.seen {
+                s.wait(EventType::RecoverySuccess, i, 20);
+            }
+            t.wait_flowing(64, 20);
+        }
+        t.stop();
+        // Nothing was armed: the only interrupt of each bring-up is the INIT events' (the
+        // channel's EQ starts armed).
+        assert_eq!(r.dev.stats().device.interrupts.get() - irqs, episodes as u64);
+        for s in &r.seen {
+            assert_eq!(s.terminal(), episodes);
+            assert_eq!(s.count(EventType::RecoveryFailed), 0);
+        }
+        close_all(&r);
+    });
+}

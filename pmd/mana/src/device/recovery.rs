@@ -36,6 +36,12 @@ use crate::state::DevState;
 
 /// First wait after a failed attempt.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// How often a torn-down episode looks whether the device is back (one register read): the
+/// time from the device being ready to the attempt is at most this plus a wake-up.
+const BACK_POLL: Duration = Duration::from_micros(200);
+/// How often an episode looks at the device otherwise (backoff after a failed attempt: the
+/// deadline of the next attempt, a removal, a close).
+const EPISODE_POLL: Duration = Duration::from_millis(1);
 /// Longest wait between attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -105,11 +111,12 @@ pub(crate) struct Episode {
 
 impl Worker {
     /// One look at the device: events, a dead register page, queue errors, and the next step of
-    /// an episode. True while an episode runs (the worker then ticks faster).
-    pub(crate) fn tick(&mut self) -> bool {
+    /// an episode. Returns when to look again: at once when an episode has its next step to
+    /// take (after the events of this one are raised), soon while it waits for the device.
+    pub(crate) fn tick(&mut self) -> Duration {
         let state = self.state.get();
         if matches!(state, DevState::Closed | DevState::Removed | DevState::Failed) {
-            return false;
+            return super::EVENT_POLL;
         }
         self.poll_device();
         let mut cause = None;
@@ -132,17 +139,27 @@ impl Worker {
                 if let Some(c) = cause {
                     let c = if self.cp.present() { c } else { Cause::Removed };
                     self.detect(c);
-                    return true;
+                    // Quiesce and tear down straight after ERR_RECOVERING is raised.
+                    return Duration::ZERO;
                 }
                 self.check_queue_errors();
-                false
+                if self.episode.is_some() {
+                    // A send queue that could not be recreated started an episode.
+                    return Duration::ZERO;
+                }
+                super::EVENT_POLL
             }
             Some(ep) => {
                 if cause.is_some() {
                     ep.restart_pending = true;
                 }
                 self.advance();
-                self.episode.is_some()
+                match &self.episode {
+                    None => super::EVENT_POLL,
+                    Some(ep) if ep.phase == Phase::Notified => Duration::ZERO,
+                    Some(ep) if ep.next_attempt <= Instant::now() => BACK_POLL,
+                    Some(_) => EPISODE_POLL,
+                }
             }
         }
     }
@@ -251,11 +268,17 @@ impl Worker {
             if let Some(run) = self.ports[p].running.take() {
                 // No destroy commands: the device drops its objects when it resets, and its
                 // channel is marked gone. The rings stay ours until it can no longer write them.
-                self.deferred.push(run);
+                self.deferred.push((p, run));
             }
         }
-        let _ = self.cp.tear_down();
-        if !self.cp.alive() {
+        // A device in reset keeps our memory registered (and the channel's memory for the next
+        // channel); one that is not is torn down completely.
+        let _ = self.cp.tear_down_reset();
+        if !self.cp.alive() && self.cp.present() {
+            // In reset: it can no longer write the rings, and comes back without the objects
+            // that could; the ports' next start takes its rings from them again.
+            self.release_deferred(true);
+        } else if !self.cp.alive() {
             self.free_deferred();
         }
     }
@@ -263,6 +286,12 @@ impl Worker {
     /// Frees what torn-down queues still hold, and their rings (the device can no longer write
     /// them: it is dead, gone, or back from a reset without our objects).
     pub(crate) fn free_deferred(&mut self) {
+        self.release_deferred(false);
+    }
+
+    /// Frees what torn-down queues still hold (the device can no longer write it). Their rings
+    /// are freed too, or, with `keep`, kept for the port's next start if it is to start again.
+    fn release_deferred(&mut self, keep: bool) {
         for p in 0..self.ports.len() {
             if self.ports[p].running.is_some() {
                 continue;
@@ -272,8 +301,24 @@ impl Worker {
             c.rx_freed_at_reset.add(rx);
             c.tx_dropped_at_reset.add(tx);
         }
-        let deferred: Vec<Running> = std::mem::take(&mut self.deferred);
-        drop(deferred);
+        let deferred: Vec<(usize, Running)> = std::mem::take(&mut self.deferred);
+        for (p, run) in deferred {
+            let st = &mut self.ports[p];
+            if keep && st.admin_started && !st.closed && st.spare.is_none() {
+                st.spare = Some(run.arena);
+            } else {
+                self.drop_arena(run.arena);
+            }
+        }
+    }
+
+    /// Frees the rings kept for the ports' next start (no start is coming).
+    fn drop_spares(&mut self) {
+        for p in 0..self.ports.len() {
+            if let Some(a) = self.ports[p].spare.take() {
+                self.drop_arena(a);
+            }
+        }
     }
 
     /// Closes a port's gates and waits for its bursts to leave; they stay closed.
@@ -379,6 +424,7 @@ impl Worker {
         if !self.cp.alive() {
             self.free_deferred();
         }
+        self.drop_spares();
         let why = ep.last_error.as_ref().map_or_else(
             || "the device did not come back".to_owned(),
             |e| format!("last attempt: {e}"),
@@ -396,6 +442,7 @@ impl Worker {
     fn finish_removed(&mut self) {
         self.state.set(DevState::Removed);
         self.free_deferred();
+        self.drop_spares();
         for p in 0..self.ports.len() {
             self.queue_event(p, EventType::IntrRmv, None, Cause::Removed.describe().to_owned());
         }

@@ -9,20 +9,25 @@
 //!
 //! A request is one SQ WQE (24-byte `hwc_tx_oob` + one SGE over the request buffer) and one RQ
 //! WQE (one SGE over the response buffer). The device answers with an SQ CQE and then an RQ CQE
-//! whose `hwc_rx_oob` names the RQ WQE (byte offset) and the response length. Queue depth is 1:
+//! whose `hwc_rx_oob` names the RQ WQE (byte offset) and the response length. A bus that delivers
+//! interrupts lets a wait sleep until the device signals: the CQ and the EQ are armed, the
+//! device's event on the EQ raises the channel's MSI-X vector, and [`Irq`] wakes the waiting
+//! thread (events other than completions are kept for [`Hwc::drain_eq`]). Queue depth is 1:
 //! a request that timed out stays *pending* and the next request waits for (and discards) its
 //! late answer before it is sent; the caller learns what the late answer said
 //! ([`Hwc::take_late`]) so it can undo what that request created.
 
 use std::sync::atomic::{Ordering, fence};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use gdma_defs::{
     CQE_DATA_DWORDS, CqEqDoorbell, CqeInfo, DB_CQ, DB_EQ, DB_MAX_EQ_ID, DB_RQ, DB_SQ, EqeInfo,
-    EstablishHwc, GDMA_CQE_SIZE, GDMA_EQE_HWC_INIT_DATA, GDMA_EQE_HWC_INIT_DONE,
-    GDMA_EQE_HWC_INIT_EQ_ID_DB, GDMA_EQE_SIZE, GDMA_OWNER_MASK, GDMA_OWNER_SHIFT,
-    GDMA_RESP_HDR_SIZE, GDMA_STATUS_MORE_ENTRIES, GDMA_STATUS_SUCCESS, GdmaDevId, GdmaReqHdr,
-    GdmaRespHdr, HWC_INIT_DATA_CQID, HWC_INIT_DATA_GPA_MKEY, HWC_INIT_DATA_MAX_REQUEST,
+    EstablishHwc, GDMA_CQE_SIZE, GDMA_EQE_COMPLETION, GDMA_EQE_HWC_INIT_DATA,
+    GDMA_EQE_HWC_INIT_DONE, GDMA_EQE_HWC_INIT_EQ_ID_DB, GDMA_EQE_SIZE, GDMA_OWNER_MASK,
+    GDMA_OWNER_SHIFT, GDMA_RESP_HDR_SIZE, GDMA_STATUS_MORE_ENTRIES, GDMA_STATUS_SUCCESS, GdmaDevId,
+    GdmaReqHdr, GdmaRespHdr, HWC_INIT_DATA_CQID, HWC_INIT_DATA_GPA_MKEY, HWC_INIT_DATA_MAX_REQUEST,
     HWC_INIT_DATA_MAX_RESPONSE, HWC_INIT_DATA_QUEUE_DEPTH, HWC_INIT_DATA_RQID, HWC_INIT_DATA_SQID,
     HWC_MAX_REQUEST_SIZE, HWC_MAX_RESPONSE_SIZE, HwcInitEqIdDb, HwcInitTypeData, HwcRequest,
     HwcRxOob, HwcTxOob, OwnerRing, OwnerState, RequestIds, ResponseRef, SHMEM_VF_RESET_STATE,
@@ -55,6 +60,58 @@ const RESP_OFF: usize = 0x5000;
 pub(super) const HWC_SEGMENT_LEN: usize = 0x6000;
 /// Smallest max-request size accepted from INIT_DATA (VERIFY_VF_DRIVER_VERSION is 640 bytes).
 const MIN_MAX_REQUEST: u32 = 1024;
+/// Most events kept between two `drain_eq` calls (four laps of the EQ).
+const STASH_MAX: usize = 4 * (HWC_QUEUE_SIZE / GDMA_EQE_SIZE) as usize;
+/// The MSI-X vector of the channel's EQ (ESTABLISH_HWC).
+pub(super) const HWC_MSIX: u16 = 0;
+/// Longest sleep of a wait for an interrupt: the interrupt only wakes the waiter early, the
+/// queues are what is read, so a lost or late one costs at most this.
+const IRQ_SLEEP_MAX: Duration = Duration::from_millis(1);
+
+/// What is called when the device signals an event nobody waits for.
+pub(super) type EventWaker = Arc<dyn Fn() + Send + Sync>;
+
+/// The channel's interrupt, as a wake-up: the device calls [`Irq::fire`] when it raises the
+/// channel's MSI-X vector. That wakes the thread waiting for an answer, or, when none waits,
+/// tells the channel's owner that an event came ([`Irq::notify`]).
+#[derive(Default)]
+pub(super) struct Irq {
+    waiter: Mutex<Option<Thread>>,
+    on_event: Mutex<Option<EventWaker>>,
+}
+
+impl Irq {
+    /// The device raised the vector (on the device's thread; returns at once).
+    pub(super) fn fire(&self) {
+        let waiter = self.waiter.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match waiter {
+            // A wake-up it did not wait for (it may sleep for another reason) is harmless.
+            Some(t) => t.unpark(),
+            None => self.notify(),
+        }
+    }
+
+    /// Tells the owner that events wait on the EQ.
+    pub(super) fn notify(&self) {
+        let f = self.on_event.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(f) = f {
+            f();
+        }
+    }
+
+    /// Who to tell about events nobody waits for.
+    pub(super) fn set_event_waker(&self, wake: Option<EventWaker>) {
+        *self.on_event.lock().unwrap_or_else(|e| e.into_inner()) = wake;
+    }
+
+    /// The calling thread waits for an answer: the interrupt wakes it (`None`: nobody waits).
+    fn set_waiter(&self, t: Option<Thread>) {
+        let mut w = self.waiter.lock().unwrap_or_else(|e| e.into_inner());
+        if w.as_ref().map(Thread::id) != t.as_ref().map(Thread::id) {
+            *w = t;
+        }
+    }
+}
 
 /// Whether BAR0's register map still reads as a device (its first dword is not all ones).
 pub(super) fn bar_alive(bar: &Window) -> bool {
@@ -87,23 +144,42 @@ impl BarLayout {
     }
 }
 
-/// Waits with growing pauses: spin, then yield, then short sleeps (the device naps up to a
-/// millisecond when idle, so sleeping longer than that only adds latency).
-#[derive(Default)]
-pub(super) struct Backoff(u32);
+/// How long a wait spins before it sleeps: an answer from a device running on another CPU
+/// arrives within it.
+const SPIN_FOR: Duration = Duration::from_micros(20);
+/// How long a wait sleeps short before its sleeps grow.
+const SHORT_SLEEPS_FOR: Duration = Duration::from_millis(2);
+/// A short sleep (the kernel's timer slack, 50 µs by default, comes on top).
+const SHORT_SLEEP: Duration = Duration::from_micros(10);
+/// The longest sleep of a long wait.
+const LONG_SLEEP: Duration = Duration::from_millis(1);
+
+/// Waits for the device: spin a few microseconds, then sleep short, then (a long wait: a slow or
+/// dead channel) longer and longer, up to a millisecond.
+///
+/// It never yields: with more busy threads than CPUs (a spinning forwarder, the device thread,
+/// this one), `sched_yield` hands the CPU to a spinning thread for the rest of its slice,
+/// about a millisecond per wait, where a short sleep lets the device run at once and gets the
+/// CPU back by wake-up preemption some 60 µs later.
+pub(super) struct Backoff(Instant);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Instant::now())
+    }
+}
 
 impl Backoff {
     /// One pause.
     pub(super) fn pause(&mut self) {
-        if self.0 < 64 {
+        let waited = self.0.elapsed();
+        if waited < SPIN_FOR {
             std::hint::spin_loop();
-        } else if self.0 < 256 {
-            std::thread::yield_now();
+        } else if waited < SHORT_SLEEPS_FOR {
+            std::thread::sleep(SHORT_SLEEP);
         } else {
-            let k = (self.0 - 256).min(4);
-            std::thread::sleep(Duration::from_micros(20 << k));
+            std::thread::sleep((waited / 16).min(LONG_SLEEP));
         }
-        self.0 = self.0.saturating_add(1);
     }
 }
 
@@ -245,10 +321,21 @@ impl Consumer {
         }
     }
 
-    /// The doorbell value telling the device how far this queue was consumed (never armed:
-    /// the channel is polled).
-    fn doorbell(&self) -> u64 {
-        CqEqDoorbell::cq(self.id, self.ring.doorbell_index(self.head), false).0
+    /// Whether the slot at the head holds an entry (new, or one to discard): `pop` would not
+    /// say empty.
+    fn ready(&self, mem: &Window) -> bool {
+        let off = self.off + self.ring.slot(self.head) as usize * self.entry + self.entry - 4;
+        // Acquire: as in `pop`.
+        mem.load_u32(off, Ordering::Acquire).is_some_and(|last| {
+            let owner = ((last >> GDMA_OWNER_SHIFT) & GDMA_OWNER_MASK) as u8;
+            self.ring.classify(self.head, owner) != OwnerState::Empty
+        })
+    }
+
+    /// The doorbell value telling the device how far this CQ was consumed (`arm`: and that its
+    /// next entry is to be signalled with an event on its EQ).
+    fn doorbell(&self, arm: bool) -> u64 {
+        CqEqDoorbell::cq(self.id, self.ring.doorbell_index(self.head), arm).0
     }
 }
 
@@ -433,6 +520,10 @@ pub(super) struct Hwc {
     activity: u32,
     pending: Option<Pending>,
     late: Vec<Late>,
+    /// The interrupt, when the bus delivers it (else waits poll).
+    irq: Option<Arc<Irq>>,
+    /// Events taken off the EQ while waiting (completions are dropped), for `drain_eq`.
+    stash: Vec<Result<RawEvent, String>>,
     pub(super) counters: HwcCounters,
 }
 
@@ -475,7 +566,7 @@ impl Hwc {
             cq_pfn: pfn(CQ_OFF),
             rq_pfn: pfn(RQ_OFF),
             sq_pfn: pfn(SQ_OFF),
-            msix_index: 0,
+            msix_index: HWC_MSIX,
             reset_vf: false,
         };
         let dwords: [u32; SMC_APERTURE_DWORDS] = req
@@ -623,6 +714,8 @@ impl Hwc {
             activity: 0,
             pending: None,
             late: Vec::new(),
+            irq: None,
+            stash: Vec::new(),
             counters: HwcCounters::default(),
         };
         // The INIT events are consumed: tell the device (keeps it below its lap limit).
@@ -633,6 +726,12 @@ impl Hwc {
     /// The IOVA of the channel's memory (to unmap it).
     pub(super) fn iova(&self) -> u64 {
         self.mem.segment().iova_base()
+    }
+
+    /// The channel's memory, for a later channel (once the device can no longer write it: it
+    /// reset, dropping this channel).
+    pub(super) fn into_mem(self) -> SegWindow {
+        self.mem
     }
 
     /// Writes a 64-bit doorbell into the channel's page.
@@ -648,14 +747,26 @@ impl Hwc {
         }
     }
 
-    /// Tells the device how far the EQ was consumed.
+    /// Tells the device how far the EQ was consumed; with interrupts, arms it too (its next
+    /// event raises the interrupt).
     pub(super) fn ring_eq(&self) -> Result<(), CpError> {
-        let v = CqEqDoorbell::eq(self.eq.id, self.eq.ring.doorbell_index(self.eq.head), false);
+        let arm = self.irq.is_some();
+        let v = CqEqDoorbell::eq(self.eq.id, self.eq.ring.doorbell_index(self.eq.head), arm);
         self.ring(DB_EQ, v.0)
     }
 
+    /// Whether the channel's waits are woken by its interrupt.
+    pub(super) fn has_irq(&self) -> bool {
+        self.irq.is_some()
+    }
+
     fn ring_cq(&self) -> Result<(), CpError> {
-        self.ring(DB_CQ, self.cq.doorbell())
+        self.ring(DB_CQ, self.cq.doorbell(false))
+    }
+
+    /// Wakes waits by the interrupt `irq` from now on.
+    pub(super) fn set_irq(&mut self, irq: Arc<Irq>) {
+        self.irq = Some(irq);
     }
 
     /// Next request ids for `dev`: message id (never 0) and activity id.
@@ -734,6 +845,26 @@ impl Hwc {
         timeout: Duration,
         fail_on_junk: bool,
     ) -> Result<Result<(GdmaRespHdr, Vec<u8>), String>, CpError> {
+        let r = self.wait_for_answer(cmd, deadline, timeout, fail_on_junk);
+        if let Some(irq) = self.irq.clone() {
+            irq.set_waiter(None);
+            // Events that came while this thread waited (their interrupt woke it): the owner
+            // takes them now (`drain_eq`), not at its next look.
+            self.pump_eq();
+            if !self.stash.is_empty() {
+                irq.notify();
+            }
+        }
+        r
+    }
+
+    fn wait_for_answer(
+        &mut self,
+        cmd: &'static str,
+        deadline: Instant,
+        timeout: Duration,
+        fail_on_junk: bool,
+    ) -> Result<Result<(GdmaRespHdr, Vec<u8>), String>, CpError> {
         let mut backoff = Backoff::default();
         loop {
             let mut junk = None;
@@ -752,8 +883,32 @@ impl Hwc {
             if Instant::now() >= deadline {
                 return Err(CpError::Timeout { cmd, ms: timeout.as_millis() as u64 });
             }
-            backoff.pause();
+            match self.irq.clone() {
+                Some(irq) => self.sleep_until_signalled(&irq, deadline),
+                None => backoff.pause(),
+            }
         }
+    }
+
+    /// Sleeps until the device signals a completion (or [`IRQ_SLEEP_MAX`], or the deadline):
+    /// arms the CQ (its next entry posts an event on the EQ) and the EQ (its next event raises
+    /// the interrupt), and does not sleep when an entry is there already. No spinning first:
+    /// a device thread that shares this CPU could not answer while it spun.
+    fn sleep_until_signalled(&mut self, irq: &Irq, deadline: Instant) {
+        // Events on the EQ first: an EQ armed behind unconsumed events signals at once.
+        self.pump_eq();
+        irq.set_waiter(Some(std::thread::current()));
+        let eq = CqEqDoorbell::eq(self.eq.id, self.eq.ring.doorbell_index(self.eq.head), true);
+        let armed = self.ring(DB_CQ, self.cq.doorbell(true)).and_then(|()| self.ring(DB_EQ, eq.0));
+        if armed.is_err() {
+            std::thread::sleep(SHORT_SLEEP);
+            return;
+        }
+        if self.cq.ready(&self.mem.win()) {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::park_timeout(left.min(IRQ_SLEEP_MAX));
     }
 
     /// Waits (until `deadline`) for the answer of a request that timed out earlier, and files it
@@ -874,30 +1029,48 @@ impl Hwc {
         Ok((status, read_zero_extended(&resp)))
     }
 
-    /// Takes up to one lap of events from the HWC EQ: each valid EQE as (type, data), or why an
-    /// entry was unusable. Returns how many entries were consumed.
+    /// Takes up to one lap of events from the HWC EQ, after those taken while waiting: each
+    /// valid EQE as (type, data), or why an entry was unusable. Returns how many entries were
+    /// consumed now.
     pub(super) fn drain_eq(&mut self, out: &mut Vec<Result<RawEvent, String>>) -> usize {
+        let n = self.pump_eq();
+        out.append(&mut self.stash);
+        n
+    }
+
+    /// Takes up to one lap of events from the HWC EQ into the stash `drain_eq` empties; the
+    /// completion events of the channel's own CQ (the signal a wait armed for) are dropped.
+    /// Returns how many entries were consumed.
+    fn pump_eq(&mut self) -> usize {
         let win = self.mem.win();
         let mut e = [0u8; 16];
         let mut n = 0;
         while n < self.eq.ring.entries() as usize {
-            match self.eq.pop(&win, &mut e) {
+            let ev = match self.eq.pop(&win, &mut e) {
                 Pop::Empty => break,
                 Pop::Entry => {
                     let w = |i: usize| {
                         u32::from_le_bytes([e[4 * i], e[4 * i + 1], e[4 * i + 2], e[4 * i + 3]])
                     };
-                    out.push(Ok((EqeInfo(w(3)).event_type(), [w(0), w(1), w(2)])));
+                    let ty = EqeInfo(w(3)).event_type();
+                    (ty != GDMA_EQE_COMPLETION || w(0) != self.cq.id)
+                        .then(|| Ok((ty, [w(0), w(1), w(2)])))
                 }
                 Pop::BadOwner(o) => {
                     self.counters.bad_entries += 1;
-                    out.push(Err(format!(
+                    Some(Err(format!(
                         "HWC EQ entry {} has owner bits {o}, neither this lap's nor the last",
                         self.eq.head.wrapping_sub(1)
-                    )));
+                    )))
                 }
-            }
+            };
             n += 1;
+            match ev {
+                // Nobody took the events for a long while: the oldest are kept.
+                Some(_) if self.stash.len() >= STASH_MAX => self.counters.bad_entries += 1,
+                Some(ev) => self.stash.push(ev),
+                None => {}
+            }
         }
         n
     }
@@ -1020,7 +1193,7 @@ mod tests {
         assert_eq!(eq.head, h + 2);
         assert_eq!(eq.pop(&win, &mut e), Pop::Empty);
         // The doorbell reports the consumer index mod 8N.
-        let db = CqEqDoorbell(eq.doorbell());
+        let db = CqEqDoorbell(eq.doorbell(false));
         assert_eq!((db.id(), db.tail(), db.arm()), (1, ring.doorbell_index(h + 2), false));
         // A whole lap later the same slot is judged by the next lap's owner count.
         let mut late = Consumer { head: h + ring.entries(), ..eq };

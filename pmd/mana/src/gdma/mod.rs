@@ -54,7 +54,7 @@ use crate::cp::{
     VportTx, WqKind, WqObj, WqSpec,
 };
 pub use hwc::HwcCounters;
-use hwc::{BarLayout, HWC_SEGMENT_LEN, Hwc};
+use hwc::{BarLayout, HWC_MSIX, HWC_SEGMENT_LEN, Hwc, Irq};
 use shm::SegWindow;
 
 /// Settings of a [`GdmaControlPlane`].
@@ -72,6 +72,9 @@ pub struct GdmaConfig {
     pub segment_name: String,
     /// Driver version reported in VERIFY_VF_DRIVER_VERSION (advisory).
     pub driver_version: u64,
+    /// Sleep until the device's interrupt while waiting for an answer, when the bus delivers
+    /// interrupts (else, and when false, waits poll with short sleeps). Default true.
+    pub interrupts: bool,
 }
 
 impl Default for GdmaConfig {
@@ -82,6 +85,7 @@ impl Default for GdmaConfig {
             hwc_hugepages: HugePolicy::Never,
             segment_name: "mana-hwc".to_owned(),
             driver_version: 1,
+            interrupts: true,
         }
     }
 }
@@ -116,8 +120,6 @@ struct Up {
     orphan_regions: Vec<u64>,
     /// Doorbell pages allocated but not recorded nor freed yet.
     orphan_pages: Vec<u32>,
-    /// Memory registered through this control plane: key IOVA -> every mapped IOVA.
-    mappings: BTreeMap<u64, Vec<u64>>,
     /// Events seen outside `poll_events` (during bring-up), delivered by the next call.
     events: Vec<DeviceEvent>,
 }
@@ -137,6 +139,17 @@ pub struct GdmaControlPlane {
     hung: bool,
     /// Counters of channels torn down.
     past: HwcCounters,
+    /// Memory registered through this control plane: key IOVA -> every mapped IOVA. Kept
+    /// across a device reset ([`ControlPlane::tear_down_reset`]): a reset empties the device,
+    /// not the DMA mappings.
+    mappings: BTreeMap<u64, Vec<u64>>,
+    /// Channel memory of a channel that ended in a device reset, still mapped: the next
+    /// bring-up uses it again (zeroed) instead of allocating and mapping new memory.
+    spare_hwc: Option<SegWindow>,
+    /// The channel's interrupt, and whether the bus delivers it (registered once, it stays
+    /// across device resets).
+    irq: Arc<Irq>,
+    irq_on: bool,
     /// Test hook: called with the command name before each typed command is sent; may set a
     /// new command timeout.
     #[cfg(test)]
@@ -258,6 +271,10 @@ impl GdmaControlPlane {
             gone: None,
             hung: false,
             past: HwcCounters::default(),
+            mappings: BTreeMap::new(),
+            spare_hwc: None,
+            irq: Arc::default(),
+            irq_on: false,
             #[cfg(test)]
             hook: None,
         }
@@ -387,11 +404,6 @@ impl GdmaControlPlane {
         }
     }
 
-    fn ready_mut(&mut self) -> Result<&mut Up, CpError> {
-        self.ready()?;
-        self.up.as_mut().ok_or(CpError::NotUp)
-    }
-
     /// Applies what late answers say was done: what they created becomes an orphan to destroy,
     /// what they destroyed is forgotten.
     fn file_late_answers(&mut self) {
@@ -461,12 +473,17 @@ impl GdmaControlPlane {
         const CMD: &str = "BAR0 register map";
         let win = self.bar.win();
         let mut b = [0u8; REG_MAP_SIZE];
-        if !win.read(0, &mut b) {
+        // The first dword first, with Acquire (pairs with the device's Release store of it,
+        // which it writes last when it comes back from a reset): the rest of the map read after
+        // it is the map that dword belongs to.
+        let first = win.load_u32(0, std::sync::atomic::Ordering::Acquire);
+        let Some(first) = first.filter(|_| win.read(4, &mut b[4..])) else {
             return Err(CpError::Bus(format!("BAR0 of {} bytes has no register map", win.len())));
-        }
-        if b[..4] == [0xff; 4] {
+        };
+        if first == gdma_defs::SHMEM_VF_RESET_STATE {
             return Err(CpError::DeviceGone { why: "BAR0 reads all ones".into() });
         }
+        b[..4].copy_from_slice(&first.to_le_bytes());
         let regs = RegMap::from_bytes(&b).map_err(|e| bad(CMD, e.to_string()))?;
         regs.validate().map_err(|e| bad(CMD, e.to_string()))?;
         let smc = usize::try_from(regs.shm_offset).unwrap_or(usize::MAX);
@@ -751,16 +768,38 @@ impl GdmaControlPlane {
 
     /// Unmaps the channel's memory and every registration, and forgets the channel.
     fn drop_up(&mut self, first: &mut Option<CpError>) {
-        let Some(up) = self.up.take() else { return };
-        self.past.add(&up.hwc.counters);
-        if let Err(e) = self.bus.unmap(up.hwc.iova()) {
-            first.get_or_insert(CpError::Bus(format!("unmapping the HWC memory: {e}")));
+        if let Some(up) = self.up.take() {
+            self.past.add(&up.hwc.counters);
+            if let Err(e) = self.bus.unmap(up.hwc.iova()) {
+                first.get_or_insert(CpError::Bus(format!("unmapping the HWC memory: {e}")));
+            }
         }
-        for iova in up.mappings.into_values().flatten() {
+        if let Some(mem) = self.spare_hwc.take() {
+            if let Err(e) = self.bus.unmap(mem.segment().iova_base()) {
+                first.get_or_insert(CpError::Bus(format!("unmapping the HWC memory: {e}")));
+            }
+        }
+        for iova in std::mem::take(&mut self.mappings).into_values().flatten() {
             if let Err(e) = self.bus.unmap(iova) {
                 first.get_or_insert(CpError::Bus(format!("unmapping {iova:#x}: {e}")));
             }
         }
+    }
+
+    /// Channel memory for a bring-up: the spare of a channel that ended in a reset, or new
+    /// memory mapped for the device. Zeroed by `Hwc::establish`.
+    fn hwc_memory(&mut self) -> Result<SegWindow, CpError> {
+        if let Some(mem) = self.spare_hwc.take() {
+            return Ok(mem);
+        }
+        let seg =
+            MemSegment::anonymous(&self.cfg.segment_name, HWC_SEGMENT_LEN, self.cfg.hwc_hugepages)
+                .map_err(|e| CpError::Exhausted(format!("HWC memory: {e}")))?;
+        let seg = Arc::new(seg);
+        self.bus
+            .map_segment(&seg)
+            .map_err(|e| CpError::Bus(format!("mapping the HWC memory: {e}")))?;
+        Ok(SegWindow::new(seg))
     }
 }
 
@@ -780,15 +819,8 @@ impl ControlPlane for GdmaControlPlane {
             });
         }
         let (regs, layout) = self.read_layout()?;
-        let seg =
-            MemSegment::anonymous(&self.cfg.segment_name, HWC_SEGMENT_LEN, self.cfg.hwc_hugepages)
-                .map_err(|e| CpError::Exhausted(format!("HWC memory: {e}")))?;
-        let seg = Arc::new(seg);
-        self.bus
-            .map_segment(&seg)
-            .map_err(|e| CpError::Bus(format!("mapping the HWC memory: {e}")))?;
-        let iova = seg.iova_base();
-        let mem = SegWindow::new(seg);
+        let mem = self.hwc_memory()?;
+        let iova = mem.segment().iova_base();
         let (hwc, others) = match Hwc::establish(
             mem,
             self.bar.win(),
@@ -802,6 +834,15 @@ impl ControlPlane for GdmaControlPlane {
                 return Err(e);
             }
         };
+        let mut hwc = hwc;
+        if self.cfg.interrupts && !self.irq_on {
+            let irq = self.irq.clone();
+            self.irq_on =
+                self.bus.set_interrupt(HWC_MSIX as u32, Some(Arc::new(move || irq.fire())));
+        }
+        if self.irq_on {
+            hwc.set_irq(self.irq.clone());
+        }
         let hwc_db_page = hwc.db_page();
         let mut events = Vec::new();
         let mut reset = false;
@@ -821,7 +862,6 @@ impl ControlPlane for GdmaControlPlane {
             orphan_objs: Vec::new(),
             orphan_regions: Vec::new(),
             orphan_pages: Vec::new(),
-            mappings: BTreeMap::new(),
             events,
         });
         let r = if reset {
@@ -862,26 +902,29 @@ impl ControlPlane for GdmaControlPlane {
         let iovas: Vec<u64> = pool.segments().map(|s| s.iova_base()).collect();
         let first =
             *iovas.first().ok_or_else(|| CpError::BadArg("a pool without memory".into()))?;
-        self.bus
-            .map_pool(pool)
-            .map_err(|e| CpError::Bus(format!("mapping pool {}: {e}", pool.name())))?;
-        self.ready_mut()?.mappings.entry(first).or_insert(iovas);
+        if self.mappings.get(&first) != Some(&iovas) {
+            self.bus
+                .map_pool(pool)
+                .map_err(|e| CpError::Bus(format!("mapping pool {}: {e}", pool.name())))?;
+            self.mappings.insert(first, iovas);
+        }
         Ok(key)
     }
 
     fn register_segment(&mut self, seg: &Arc<MemSegment>) -> Result<u32, CpError> {
         let key = self.ready()?.registered.map(|r| r.gpa_mkey).ok_or(CpError::NotUp)?;
-        self.bus
-            .map_segment(seg)
-            .map_err(|e| CpError::Bus(format!("mapping segment {}: {e}", seg.name())))?;
         let iova = seg.iova_base();
-        self.ready_mut()?.mappings.entry(iova).or_insert_with(|| vec![iova]);
+        if !self.mappings.contains_key(&iova) {
+            self.bus
+                .map_segment(seg)
+                .map_err(|e| CpError::Bus(format!("mapping segment {}: {e}", seg.name())))?;
+            self.mappings.insert(iova, vec![iova]);
+        }
         Ok(key)
     }
 
     fn unregister(&mut self, iova: u64) -> Result<(), CpError> {
-        let up = self.up.as_mut().ok_or(CpError::NotUp)?;
-        let iovas = up
+        let iovas = self
             .mappings
             .remove(&iova)
             .ok_or_else(|| CpError::BadArg(format!("nothing registered at {iova:#x}")))?;
@@ -1115,7 +1158,8 @@ impl ControlPlane for GdmaControlPlane {
                 }
             }
         }
-        if consumed > 0 && !reset && self.gone.is_none() {
+        // With interrupts the EQ is armed again each time (its next event raises the interrupt).
+        if (consumed > 0 || up.hwc.has_irq()) && !reset && self.gone.is_none() {
             // Consumed entries are reported, so the device never nears its lap limit.
             up.hwc.ring_eq()?;
         }
@@ -1144,6 +1188,10 @@ impl ControlPlane for GdmaControlPlane {
         self.hung
     }
 
+    fn set_event_waker(&mut self, wake: Option<Arc<dyn Fn() + Send + Sync>>) {
+        self.irq.set_event_waker(wake);
+    }
+
     fn mark_gone(&mut self, why: &str) {
         if self.up.is_some() && self.gone.is_none() {
             self.gone = Some(why.to_owned());
@@ -1152,8 +1200,11 @@ impl ControlPlane for GdmaControlPlane {
 
     fn tear_down(&mut self) -> Result<(), CpError> {
         if self.up.is_none() {
+            // Nothing on the device; memory kept from a reset is given back.
+            let mut first = None;
+            self.drop_up(&mut first);
             self.gone = None;
-            return Ok(());
+            return first.map_or(Ok(()), Err);
         }
         let mut first: Option<CpError> = None;
         if self.gone.is_none() && !(hwc::bar_alive(&self.bar.win()) && self.bus.present()) {
@@ -1221,6 +1272,26 @@ impl ControlPlane for GdmaControlPlane {
         self.gone = None;
         first.map_or(Ok(()), Err)
     }
+
+    fn tear_down_reset(&mut self) -> Result<(), CpError> {
+        if self.up.is_none() {
+            self.gone = None;
+            return Ok(());
+        }
+        if hwc::bar_alive(&self.bar.win()) || !self.bus.present() {
+            // Not (or no longer visibly) in a reset: the device may still hold the channel and
+            // the objects, so their memory goes away as in any teardown.
+            return self.tear_down();
+        }
+        // In a reset: the device drops the channel and every object itself and answers
+        // nothing, so nothing is sent; what they lived in can no longer be written by it.
+        if let Some(up) = self.up.take() {
+            self.past.add(&up.hwc.counters);
+            self.spare_hwc = Some(up.hwc.into_mem());
+        }
+        self.gone = None;
+        Ok(())
+    }
 }
 
 /// What an HWC event means to the rest of the driver.
@@ -1235,6 +1306,9 @@ fn map_event(ty: u8, d: [u32; 3]) -> DeviceEvent {
 impl Drop for GdmaControlPlane {
     fn drop(&mut self) {
         let _ = self.tear_down();
+        if self.irq_on {
+            self.bus.set_interrupt(HWC_MSIX as u32, None);
+        }
     }
 }
 
