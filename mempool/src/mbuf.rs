@@ -716,23 +716,8 @@ impl Mbuf {
         let mut batch = ArrayVec::<ObjPtr, 64>::new();
         let mut pool: *const PoolInner = ptr::null();
         for m in mbufs {
-            let mut seg = m.into_raw().as_ptr();
-            while !seg.is_null() {
-                // SAFETY: a segment we own.
-                let next = unsafe { (*seg).next };
-                // SAFETY: as above; prefree decides whether it goes back to its pool.
-                if let Some(s) = unsafe { prefree_seg(seg) } {
-                    // SAFETY: valid header.
-                    let p = unsafe { (*s).pool };
-                    if p != pool || batch.is_full() {
-                        // SAFETY: `batch` holds objects of `pool`, each freed once.
-                        unsafe { flush(pool, &mut batch) };
-                        pool = p;
-                    }
-                    batch.push(obj_of(s));
-                }
-                seg = next;
-            }
+            // SAFETY: we own the chain and give it up; `batch` holds objects of `pool` only.
+            unsafe { free_chain(m.into_raw().as_ptr(), &mut pool, &mut batch) };
         }
         // SAFETY: as above.
         unsafe { flush(pool, &mut batch) };
@@ -740,13 +725,28 @@ impl Mbuf {
 }
 
 /// Frees the chain at `h` the general way (chains, shared buffers, another pool, a full
-/// batch), keeping `batch` a run of objects of `*pool`.
+/// batch), keeping `batch` a run of objects of `*pool`: `free_slots`' cold path.
 ///
 /// # Safety
-/// The caller owns `h`'s chain and gives it up; `batch` holds objects of `*pool` only.
+/// As for `free_chain`.
 #[cold]
 #[inline(never)]
 unsafe fn free_general(
+    h: *mut MbufHdr,
+    pool: &mut *const PoolInner,
+    batch: &mut ArrayVec<ObjPtr, 64>,
+) {
+    // SAFETY: forwarded.
+    unsafe { free_chain(h, pool, batch) }
+}
+
+/// Frees the chain at `h`: each segment whose last hold this was joins `batch`, which is
+/// flushed first when the segment belongs to another pool than `*pool` or the batch is full.
+///
+/// # Safety
+/// The caller owns `h`'s chain and gives it up; `batch` holds objects of `*pool` only.
+#[inline(always)]
+unsafe fn free_chain(
     h: *mut MbufHdr,
     pool: &mut *const PoolInner,
     batch: &mut ArrayVec<ObjPtr, 64>,

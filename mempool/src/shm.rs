@@ -152,20 +152,6 @@ impl Window {
         true
     }
 
-    /// Writes four 64-bit words, little-endian (one 32-byte descriptor), at `off`: two vector
-    /// stores instead of a byte copy. False if out of bounds.
-    #[inline(always)]
-    pub fn write_u64x4(&self, off: usize, w: [u64; 4]) -> bool {
-        if !self.fits(off, 32) {
-            return false;
-        }
-        let w = w.map(u64::to_le);
-        // SAFETY: the destination range is inside the mapped window; plain unaligned stores, as
-        // for `write` (the other side reads them only after an ordering edge the caller makes).
-        unsafe { self.ptr.add(off).cast::<[u64; 4]>().write_unaligned(w) };
-        true
-    }
-
     /// Hints the CPU to fetch the cache line holding offset `off` for reading (an entry the other
     /// side will have written by the time we get there). Nothing happens out of bounds or off
     /// x86-64.
