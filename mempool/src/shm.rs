@@ -288,6 +288,60 @@ impl SlotRing32 {
     }
 }
 
+/// A window seen as a ring of 64-byte entries the other side writes (completion and event
+/// queues): every read is an atomic load of one aligned dword, at an offset masked into the
+/// window, so it needs no bounds check and never makes a reference to a whole entry. The fast
+/// completion paths read only the dwords they use through it.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotRing64 {
+    ptr: *mut u8,
+    mask: usize,
+}
+
+// SAFETY: as for Window: an address range accessed with atomic loads only.
+unsafe impl Send for SlotRing64 {}
+// SAFETY: as above.
+unsafe impl Sync for SlotRing64 {}
+
+impl Window {
+    /// This window as a ring of 64-byte entries, if its length is a power of two of at least 64
+    /// and it starts 4-byte aligned. The memory must stay mapped while the ring (or a copy) is
+    /// used, as for the window.
+    pub fn slot_ring64(&self) -> Option<SlotRing64> {
+        (self.len.is_power_of_two() && self.len >= 64 && self.addr() % 4 == 0)
+            .then_some(SlotRing64 { ptr: self.ptr, mask: (self.len - 1) & !63 })
+    }
+}
+
+impl SlotRing64 {
+    #[inline(always)]
+    fn dword(&self, off: usize, i: usize) -> &AtomicU32 {
+        let at = (off & self.mask) + (i & 15) * 4;
+        // SAFETY: `off & mask` is a multiple of 64 below the window's length (a power of two of
+        // at least 64) and `(i & 15) * 4 <= 60`, so the 4 bytes are inside the mapped window,
+        // which outlives this ring by the window's contract; the start is 4-aligned (checked
+        // when the ring was made) and so is `at`. An AtomicU32 has u32's layout, and the other
+        // side's accesses to ring memory are atomic or happen before ours by the queue's
+        // protocol. The reference does not outlive the caller's single load.
+        unsafe { AtomicU32::from_ptr(self.ptr.add(at).cast()) }
+    }
+
+    /// Loads dword `i` (taken modulo 16) of the entry holding byte offset `off` (taken modulo
+    /// the ring's length, rounded down to an entry) with Acquire: the load that checks an
+    /// entry's owner bits before its body is read.
+    #[inline(always)]
+    pub fn load_acquire(&self, off: usize, i: usize) -> u32 {
+        u32::from_le(self.dword(off, i).load(Ordering::Acquire))
+    }
+
+    /// Loads dword `i` of the entry at `off` (as for [`Self::load_acquire`]) with no ordering
+    /// of its own: a body dword, read after the Acquire load of the owner bits.
+    #[inline(always)]
+    pub fn load(&self, off: usize, i: usize) -> u32 {
+        u32::from_le(self.dword(off, i).load(Ordering::Relaxed))
+    }
+}
+
 /// A window over a whole memory segment that holds the segment, so the memory stays mapped for
 /// as long as the window (or a clone) exists. The safe way to get a [`Window`].
 #[derive(Clone, Debug)]
@@ -365,6 +419,36 @@ mod tests {
         let s = w.sub(56, 8).unwrap();
         assert_eq!(s.len(), 8);
         assert!(s.fill(0, 8, 0xff));
+        drop(mem);
+    }
+
+    #[test]
+    fn slot_ring64_reads_masked_dwords_of_whole_entries() {
+        let mut mem = vec![0u32; 64]; // 256 bytes: four entries
+        for (i, d) in mem.iter_mut().enumerate() {
+            *d = (i as u32).to_le();
+        }
+        // SAFETY: `mem` outlives the windows and is not otherwise used while they are.
+        let w = unsafe { Window::new(mem.as_mut_ptr().cast(), 256) };
+        let r = w.slot_ring64().unwrap();
+        assert_eq!(r.load_acquire(0, 15), 15);
+        assert_eq!(r.load(64, 0), 16);
+        // Offsets wrap at the ring's length and round down to an entry; dword indices wrap at 16.
+        assert_eq!(r.load(256 + 64 + 5, 2), 18);
+        assert_eq!(r.load(3 * 64, 17), 49);
+        assert_eq!(r.load(usize::MAX, 15), 63);
+        // Not a power of two, too short, or misaligned: no ring.
+        // SAFETY: as above (sub-ranges of the same memory).
+        let (odd, short, skew) = unsafe {
+            (
+                Window::new(mem.as_mut_ptr().cast(), 192),
+                Window::new(mem.as_mut_ptr().cast(), 32),
+                Window::new(mem.as_mut_ptr().cast::<u8>().add(2), 128),
+            )
+        };
+        assert!(odd.slot_ring64().is_none());
+        assert!(short.slot_ring64().is_none());
+        assert!(skew.slot_ring64().is_none());
         drop(mem);
     }
 }

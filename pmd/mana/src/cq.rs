@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering;
 
 use gdma_defs::{CqEqDoorbell, CqeInfo, DB_CQ, OwnerRing, OwnerState};
-use pmd_mempool::shm::Window;
+use pmd_mempool::shm::{SlotRing64, Window};
 
 use crate::qmem::Ring;
 
@@ -37,10 +37,23 @@ pub enum Polled {
     BadOwner,
 }
 
+/// What the fast path's look at the head entry found ([`CqPoller::peek`]).
+#[derive(Debug)]
+pub enum Peek {
+    /// An entry of this lap: its byte offset in the ring and its info dword.
+    Entry(usize, CqeInfo),
+    /// Nothing new.
+    Empty,
+    /// A corrupt owner count: [`CqPoller::poll`] sorts it out.
+    Other,
+}
+
 /// The driver side of a CQ.
 #[derive(Debug)]
 pub struct CqPoller {
     ring: Ring,
+    /// The ring as 64-byte entries, for the fast path's dword reads.
+    slots: SlotRing64,
     owner: OwnerRing,
     /// Entries consumed (free-running, starts at N).
     pub head: u32,
@@ -58,9 +71,11 @@ impl CqPoller {
     /// `bar`.
     pub fn new(ring: Ring, id: u32, bar: Window, db_page_off: usize) -> Option<Self> {
         let owner = OwnerRing::for_cq_bytes(ring.size())?;
+        let slots = ring.win.slot_ring64()?;
         let head = owner.initial_index();
         Some(CqPoller {
             ring,
+            slots,
             owner,
             head,
             rung: head,
@@ -104,6 +119,34 @@ impl CqPoller {
                 Polled::Entry(CqEntry { data, info })
             }
         }
+    }
+
+    /// The fast path's look at the head entry: its byte offset in the ring and its info dword
+    /// if the device wrote it in this lap. Nothing is consumed: read the body with [`Self::dword`],
+    /// then [`Self::advance`].
+    #[inline(always)]
+    pub fn peek(&self) -> Peek {
+        let off = (self.owner.slot(self.head) * 64) as usize;
+        // CQ-A1: Acquire load of the info dword (owner bits); pairs with the device's Release
+        // store of it after the body.
+        let info = CqeInfo(self.slots.load_acquire(off, 15));
+        match self.owner.classify(self.head, info.owner_bits()) {
+            OwnerState::Valid => Peek::Entry(off, info),
+            OwnerState::Empty => Peek::Empty,
+            OwnerState::Overflow => Peek::Other,
+        }
+    }
+
+    /// Dword `i` (0..15) of the client data of the entry at `off` (from [`Self::peek`]).
+    #[inline(always)]
+    pub fn dword(&self, off: usize, i: usize) -> u32 {
+        self.slots.load(off, i)
+    }
+
+    /// Consumes the head entry (after [`Self::peek`] showed it valid).
+    #[inline(always)]
+    pub fn advance(&mut self) {
+        self.head = self.head.wrapping_add(1);
     }
 
     /// The entry at the head has an owner count of neither this lap nor the last. Either the

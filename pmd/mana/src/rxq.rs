@@ -29,7 +29,7 @@ use pmd_mempool::mbuf::ol::{
 use pmd_mempool::shm::{SlotRing32, Window};
 use pmd_mempool::{Mbuf, MbufPool};
 
-use crate::cq::{CqEntry, CqPoller, Polled};
+use crate::cq::{CqEntry, CqPoller, Peek, Polled};
 use crate::qmem::Ring;
 
 /// Counters of an RX queue beyond the basic ones (shown as xstats).
@@ -112,6 +112,33 @@ pub struct RxReport {
     pub vlan_strip: bool,
 }
 
+impl RxReport {
+    /// The mbuf flags of a packet whose CQE carries `flags`.
+    #[inline(always)]
+    fn ol_flags(self, flags: RxCompFlags) -> u64 {
+        let mut ol = 0;
+        if self.rss_hash && flags.rx_hashtype() != 0 {
+            ol |= MBUF_F_RX_RSS_HASH;
+        }
+        if self.checksum {
+            if flags.rx_iphdr_csum_succeed() {
+                ol |= MBUF_F_RX_IP_CKSUM_GOOD;
+            } else if flags.rx_iphdr_csum_fail() {
+                ol |= MBUF_F_RX_IP_CKSUM_BAD;
+            }
+            if flags.rx_tcp_csum_succeed() || flags.rx_udp_csum_succeed() {
+                ol |= MBUF_F_RX_L4_CKSUM_GOOD;
+            } else if flags.rx_tcp_csum_fail() || flags.rx_udp_csum_fail() {
+                ol |= MBUF_F_RX_L4_CKSUM_BAD;
+            }
+        }
+        if self.vlan_strip && flags.rx_vlantag_present() {
+            ol |= MBUF_F_RX_VLAN | MBUF_F_RX_VLAN_STRIPPED;
+        }
+        ol
+    }
+}
+
 /// A CQE whose packets are not all delivered yet.
 #[derive(Debug, Clone, Copy, Default)]
 struct Pending {
@@ -133,6 +160,8 @@ pub struct ManaRxq {
     /// Next descriptor to complete, next to post (free-running).
     desc_head: u32,
     desc_tail: u32,
+    /// Descriptors before this one had their mbuf's header prefetched (free-running).
+    pf_next: u32,
     /// RQ position in basic units (one per WQE).
     tail_bu: u32,
     pool: MbufPool,
@@ -150,9 +179,6 @@ pub struct ManaRxq {
     stats: Arc<RxQueueStats>,
     x: Arc<RxXstats>,
     offsets: Offsets,
-    /// The fast path's gathering space, kept between bursts so that a burst does not zero it
-    /// (taken out while in use).
-    run: Option<Box<Run>>,
     /// Test hooks (a slow burst).
     hooks: Arc<crate::device::Hooks>,
 }
@@ -202,6 +228,7 @@ impl ManaRxq {
             desc_mask: nb_desc - 1,
             desc_head: 0,
             desc_tail: 0,
+            pf_next: 0,
             tail_bu: 0,
             pool,
             buf_len,
@@ -217,7 +244,6 @@ impl ManaRxq {
             x,
             hooks: Arc::default(),
             offsets: Offsets::Learning(0),
-            run: Some(Box::new(Run { n: 0, lens: [0; RUN], hashes: [0; RUN], ols: [0; RUN] })),
         })
     }
 
@@ -259,13 +285,6 @@ impl ManaRxq {
     pub fn refill(&mut self) -> u32 {
         let nb = self.descs.len() as u32;
         let want = nb - self.posted();
-        // The ring lines about to be written were last read by the device: ask for them
-        // exclusive now, two WQEs a line.
-        let size = self.rq.size() as usize;
-        let start = (self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE) as usize) & (size - 1);
-        for k in (0..(want as usize * 32).min(size)).step_by(64) {
-            self.rq.win.prefetch_write((start + k) & (size - 1));
-        }
         let mut done = 0;
         while done < want {
             let t = self.desc_tail.wrapping_add(done) & self.desc_mask;
@@ -304,6 +323,23 @@ impl ManaRxq {
             self.x.doorbells.inc();
         }
         done
+    }
+
+    /// Prefetches the headers of the mbufs the next `n` completions will land in (those not
+    /// prefetched by an earlier burst), so that their lines arrive while the application works
+    /// on this burst instead of stalling the next one.
+    #[inline(always)]
+    fn prefetch_headers(&mut self, n: u32) {
+        let end = self.desc_head.wrapping_add(n.min(self.posted()));
+        let mut i = if end.wrapping_sub(self.pf_next) <= n { self.pf_next } else { self.desc_head };
+        let descs = &self.descs[..=self.desc_mask as usize];
+        while i != end {
+            if let Some(m) = &descs[(i & self.desc_mask) as usize] {
+                m.prefetch();
+            }
+            i = i.wrapping_add(1);
+        }
+        self.pf_next = end;
     }
 
     /// Checks a CQE's `rx_wqe_offset` (byte position of the first WQE it consumed: descriptor i
@@ -382,26 +418,7 @@ impl ManaRxq {
     /// The mbuf fields of a packet from CQE flags.
     #[inline(always)]
     fn ol_flags(&self, flags: RxCompFlags) -> u64 {
-        let mut ol = 0;
-        if self.report.rss_hash && flags.rx_hashtype() != 0 {
-            ol |= MBUF_F_RX_RSS_HASH;
-        }
-        if self.report.checksum {
-            if flags.rx_iphdr_csum_succeed() {
-                ol |= MBUF_F_RX_IP_CKSUM_GOOD;
-            } else if flags.rx_iphdr_csum_fail() {
-                ol |= MBUF_F_RX_IP_CKSUM_BAD;
-            }
-            if flags.rx_tcp_csum_succeed() || flags.rx_udp_csum_succeed() {
-                ol |= MBUF_F_RX_L4_CKSUM_GOOD;
-            } else if flags.rx_tcp_csum_fail() || flags.rx_udp_csum_fail() {
-                ol |= MBUF_F_RX_L4_CKSUM_BAD;
-            }
-        }
-        if self.report.vlan_strip && flags.rx_vlantag_present() {
-            ol |= MBUF_F_RX_VLAN | MBUF_F_RX_VLAN_STRIPPED;
-        }
-        ol
+        self.report.ol_flags(flags)
     }
 
     /// Delivers the pending CQE's packets into `out` until it is done or `got == max`. Their
@@ -479,123 +496,121 @@ impl ManaRxq {
 /// How many descriptors ahead of the one being delivered the RX path prefetches a header.
 const PREFETCH_AHEAD: u32 = 8;
 
-/// Most packets a fast run gathers before landing them.
-const RUN: usize = 64;
-
-/// Packets of plain completions gathered for one landing loop (phase 1 of a burst).
-struct Run {
-    n: usize,
-    lens: [u16; RUN],
-    hashes: [u32; RUN],
-    ols: [u64; RUN],
-}
-
-/// Why gathering stopped.
-enum Gather {
+/// Why the fast path stopped.
+enum Stop {
     /// The CQ is empty.
     Empty,
-    /// Fewer than four packets of room left: the general path takes the next CQE.
+    /// Fewer than four packets of room left, or offsets still being learnt: the general path
+    /// takes the next CQE.
     Full,
-    /// A CQE the fast path does not take (taken from the CQ): the general path handles it.
-    Other(CqEntry),
+    /// The head CQE is not a plain one (left in the CQ): the general path takes it.
+    Other,
 }
 
 impl ManaRxq {
-    /// Phase 1 of a burst: takes completions while each is a plain one (CQE_RX_OKAY or
+    /// The fast path of a burst: takes completions while each is a plain one (CQE_RX_OKAY or
     /// CQE_RX_COALESCED_4 of this RQ, no VLAN tag, every length valid, naming the next
     /// descriptor when offsets are trusted, all of its packets fitting `room` and the posted
-    /// buffers), recording each packet's length, hash and mbuf flags.
+    /// buffers). Only the dwords it uses are read, straight from the ring, and each packet's
+    /// header is set in place in the mbuf of the next posted descriptor (the refill left it
+    /// untouched); at the end, the handles of all of them move to `out` as one copy. A CQE it
+    /// does not take stays at the head of the CQ.
     #[inline(always)]
-    fn gather(&mut self, run: &mut Run, room: usize) -> Gather {
-        let room = room.min(RUN);
-        let posted = self.posted() as usize;
+    fn fast(&mut self, out: &mut Pkts, room: usize, got: &mut usize, bytes: &mut u64) -> Stop {
         let check_offset = match self.offsets {
             Offsets::Trusted => true,
             Offsets::Ignored => false,
-            Offsets::Learning(_) => return Gather::Full,
+            Offsets::Learning(_) => return Stop::Full,
         };
-        while run.n + 4 <= room {
-            let e = match self.cq.poll() {
-                Polled::Empty => return Gather::Empty,
-                Polled::BadOwner => {
-                    self.x.cqe_bad_owner.inc();
-                    continue;
-                }
-                Polled::Entry(e) => e,
-            };
-            let t = ManaCqeHeader(e.data[0]).cqe_type();
-            let flags = RxCompFlags(e.data[1]);
-            let next = self.desc_head.wrapping_add(run.n as u32);
-            if e.info.wq_num() != self.ids.rq_id
-                || e.info.is_sq()
-                || !(t == CQE_RX_OKAY || t == CQE_RX_COALESCED_4)
-                || (check_offset && e.data[14] != next.wrapping_mul(GDMA_WQE_BU_SIZE))
-                || flags.rx_vlantag_present()
-            {
-                return Gather::Other(e);
-            }
-            // Per-packet info k: dwords 2+3k (length in the low 16 bits) and 4+3k (hash); a
-            // zero length ends a coalesced list.
-            let lens = [e.data[2], e.data[5], e.data[8], e.data[11]].map(|d| (d & 0xffff) as u16);
-            let c = lens[..if t == CQE_RX_OKAY { 1 } else { 4 }]
-                .iter()
-                .take_while(|&&l| l != 0)
-                .count();
-            if c == 0 || lens[..c].iter().any(|&l| l as u32 > self.buf_len) || run.n + c > posted {
-                return Gather::Other(e);
-            }
-            let ol = self.ol_flags(flags);
-            let hashes = [e.data[4], e.data[7], e.data[10], e.data[13]];
-            // All four entries (the loop keeps n + 4 within the run); only c count.
-            let at = run.n;
-            run.lens[at..at + 4].copy_from_slice(&lens);
-            run.hashes[at..at + 4].copy_from_slice(&hashes);
-            run.ols[at..at + 4].copy_from_slice(&[ol; 4]);
-            if c > 1 {
-                self.x.coalesced.inc();
-            }
-            run.n += c;
-        }
-        Gather::Full
-    }
-
-    /// Phase 2 of a burst: the gathered packets take the next `run.n` posted descriptors, in
-    /// order: their headers are set in place (one loop without calls or drop paths), then the
-    /// handles move to `out` as one copy.
-    #[inline(never)]
-    fn land(&mut self, run: &Run, out: &mut Pkts, got: &mut usize, bytes: &mut u64) {
-        let n = run.n.min(RUN);
+        let posted = self.posted() as usize;
+        let (rq_id, buf_len, report) = (self.ids.rq_id, self.buf_len, self.report);
         let (headroom, port, mask) = (self.headroom as u16, self.ids.port, self.desc_mask);
         let head = self.desc_head;
-        let mut len_sum = 0u64;
-        let descs = &mut self.descs[..];
-        for j in 0..n {
-            // Gather checked the posted count: every slot holds its mbuf.
-            if let Some(m) = &mut descs[(head.wrapping_add(j as u32) & mask) as usize] {
-                let (len, ol) = (run.lens[j], run.ols[j]);
-                // The refill left the header alone: every per-packet field is set here.
-                m.rx_set(headroom, len, port, ol);
-                if ol & MBUF_F_RX_RSS_HASH != 0 {
-                    m.set_rss_hash(run.hashes[j]);
+        let (rq, rq_size, tail_bu) = (self.rq, self.rq.size() as usize, self.tail_bu);
+        let cq = &mut self.cq;
+        // One slot per descriptor (`new`): masked indices need no bounds check.
+        let descs = &mut self.descs[..=mask as usize];
+        let (mut n, mut len_sum, mut coalesced) = (0usize, 0u64, 0u64);
+        let stop = loop {
+            if n + 4 > room {
+                break Stop::Full;
+            }
+            let (off, info) = match cq.peek() {
+                Peek::Entry(off, info) => (off, info),
+                Peek::Empty => break Stop::Empty,
+                Peek::Other => break Stop::Other,
+            };
+            let t = ManaCqeHeader(cq.dword(off, 0)).cqe_type();
+            let flags = RxCompFlags(cq.dword(off, 1));
+            let next = head.wrapping_add(n as u32);
+            if info.wq_num() != rq_id
+                || info.is_sq()
+                || !(t == CQE_RX_OKAY || t == CQE_RX_COALESCED_4)
+                || (check_offset && cq.dword(off, 14) != next.wrapping_mul(GDMA_WQE_BU_SIZE))
+                || flags.rx_vlantag_present()
+            {
+                break Stop::Other;
+            }
+            // Per-packet info k: dwords 2+3k (length in the low 16 bits) and 4+3k (hash); a
+            // zero length ends a coalesced list. All four are read (inside the entry whatever
+            // its type); only the first `c` count, the others read as 0.
+            let l = [2, 5, 8, 11].map(|d| cq.dword(off, d) & 0xffff);
+            let c1 = l[0] != 0;
+            let (c2, c3, c4) = if t == CQE_RX_COALESCED_4 {
+                let c2 = c1 & (l[1] != 0);
+                let c3 = c2 & (l[2] != 0);
+                (c2, c3, c3 & (l[3] != 0))
+            } else {
+                (false, false, false)
+            };
+            let c = c1 as usize + c2 as usize + c3 as usize + c4 as usize;
+            let lens = [l[0], l[1] * c2 as u32, l[2] * c3 as u32, l[3] * c4 as u32];
+            if c == 0 || lens.into_iter().max().unwrap_or(0) > buf_len || n + c > posted {
+                break Stop::Other;
+            }
+            let ol = report.ol_flags(flags);
+            let hashed = ol & MBUF_F_RX_RSS_HASH != 0;
+            for (k, &len) in lens[..c].iter().enumerate() {
+                // Checked above against the posted count: the slot holds its mbuf.
+                if let Some(m) = &mut descs[(next.wrapping_add(k as u32) & mask) as usize] {
+                    let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
+                    m.rx_set_hashed(headroom, len as u16, port, ol, hash);
+                    len_sum += len as u64;
                 }
-                len_sum += len as u64;
+            }
+            // The refill at the end of the burst posts a WQE for each of these packets into
+            // RQ slots the device has read already (it completed WQEs up to these): ask for
+            // their lines (two WQEs each) exclusive now, so that the ownership transfers
+            // overlap the rest of the burst instead of stalling the refill's stores. Never
+            // further: slots ahead are ones the device is about to read.
+            let first = tail_bu.wrapping_add(n as u32).wrapping_mul(GDMA_WQE_BU_SIZE) as usize;
+            rq.win.prefetch_write(first & (rq_size - 1));
+            rq.win.prefetch_write((first + (c - 1) * 32) & (rq_size - 1));
+            cq.advance();
+            coalesced += (c > 1) as u64;
+            n += c;
+        };
+        if n > 0 {
+            let before = out.len();
+            let start = (head & mask) as usize;
+            let first = n.min(descs.len() - start);
+            let mut consumed = Mbuf::take_slots_into(&mut descs[start..start + first], out);
+            if consumed == first && first < n {
+                consumed += Mbuf::take_slots_into(&mut descs[..n - first], out);
+            }
+            self.desc_head = head.wrapping_add(consumed as u32);
+            let delivered = out.len() - before;
+            if delivered < n {
+                // Empty slots or a full burst (impossible: both were checked).
+                self.x.cqe_unexpected.add((n - delivered) as u64);
+            }
+            *got += delivered;
+            *bytes += len_sum;
+            if coalesced > 0 {
+                self.x.coalesced.add(coalesced);
             }
         }
-        let before = out.len();
-        let start = (head & mask) as usize;
-        let first = n.min(descs.len() - start);
-        let mut consumed = Mbuf::take_slots_into(&mut descs[start..start + first], out);
-        if consumed == first && first < n {
-            consumed += Mbuf::take_slots_into(&mut descs[..n - first], out);
-        }
-        self.desc_head = head.wrapping_add(consumed as u32);
-        let delivered = out.len() - before;
-        if delivered < n {
-            // Empty slots (impossible: gather checked) or a full burst (gather kept to it).
-            self.x.cqe_unexpected.add((n - delivered) as u64);
-        }
-        *got += delivered;
-        *bytes += len_sum;
+        stop
     }
 
     /// The general path for one CQE: any type, offsets being learnt or followed past lost
@@ -679,35 +694,27 @@ impl RxBurst for ManaRxq {
                 self.deliver(out, &mut got, max, &mut bytes);
                 continue;
             }
-            // Always there: put back below before anything else can take it.
-            let Some(mut run) = self.run.take() else { break };
-            run.n = 0;
-            let g = self.gather(&mut run, max - got);
-            let landed = run.n > 0;
-            if landed {
-                self.land(&run, out, &mut got, &mut bytes);
+            if let Stop::Empty = self.fast(out, max - got, &mut got, &mut bytes) {
+                break;
             }
-            self.run = Some(run);
-            let e = match g {
-                Gather::Empty => break,
-                Gather::Other(e) => e,
-                // Room for fewer than four packets: the general path takes the next CQE
-                // (partly delivered if need be).
-                Gather::Full if landed => continue,
-                Gather::Full => match self.cq.poll() {
-                    Polled::Empty => break,
-                    Polled::BadOwner => {
-                        self.x.cqe_bad_owner.inc();
-                        continue;
-                    }
-                    Polled::Entry(e) => e,
-                },
+            if got == max {
+                break;
+            }
+            // The general path takes the next CQE (partly delivered if need be).
+            let e = match self.cq.poll() {
+                Polled::Empty => break,
+                Polled::BadOwner => {
+                    self.x.cqe_bad_owner.inc();
+                    continue;
+                }
+                Polled::Entry(e) => e,
             };
             self.handle(e, out, &mut got, max, &mut bytes);
         }
         if self.posted() < self.descs.len() as u32 {
             self.refill();
         }
+        self.prefetch_headers(max as u32);
         // At least one CQ doorbell per lap.
         let every = self.cq.entries();
         self.cq.ring_if(every);

@@ -35,7 +35,7 @@ use pmd_mempool::mbuf::ol::{
 };
 use pmd_mempool::shm::{SlotRing32, Window};
 
-use crate::cq::{CqPoller, Polled};
+use crate::cq::{CqPoller, Peek, Polled};
 use crate::qmem::Ring;
 
 /// Counters of a TX queue beyond the basic ones (shown as xstats).
@@ -86,13 +86,40 @@ pub struct TxQueueIds {
 
 /// What the completion walk needs of a posted WQE (its mbuf is in a slot array of its own, so
 /// completed runs go back to the pool straight from the slots).
+///
+/// Packed in one word (bits 0..32: SQ position of the WQE in basic units, free-running; 32..40:
+/// its size in basic units; bit 40: its completion is suppressed), so that the TX loop writes
+/// it with one store.
 #[derive(Debug, Default, Clone, Copy)]
-struct Meta {
+struct Meta(u64);
+
+impl Meta {
+    const SUPPRESSED: u64 = 1 << 40;
+
+    #[inline(always)]
+    fn new(pos: u32, bu: u32, suppressed: bool) -> Self {
+        Meta(
+            pos as u64 | ((bu & 0xff) as u64) << 32 | if suppressed { Self::SUPPRESSED } else { 0 },
+        )
+    }
+
     /// SQ position of the WQE (basic units, free-running).
-    pos: u32,
+    #[inline(always)]
+    fn pos(self) -> u32 {
+        self.0 as u32
+    }
+
     /// WQE size in basic units.
-    bu: u8,
-    suppressed: bool,
+    #[inline(always)]
+    fn bu(self) -> u32 {
+        (self.0 >> 32) as u8 as u32
+    }
+
+    /// Whether its completion is suppressed.
+    #[inline(always)]
+    fn suppressed(self) -> bool {
+        self.0 & Self::SUPPRESSED != 0
+    }
 }
 
 /// `tx_wqe_offset` is 27 bits wide (§4.4).
@@ -221,7 +248,7 @@ impl ManaTxq {
     fn find_offset(&self, o: u32) -> Option<u32> {
         let mut i = self.desc_head;
         while i != self.desc_tail {
-            if self.meta[(i & self.desc_mask) as usize].pos & TX_OFFSET_MASK == o {
+            if self.meta[(i & self.desc_mask) as usize].pos() & TX_OFFSET_MASK == o {
                 return Some(i);
             }
             i = i.wrapping_add(1);
@@ -247,7 +274,7 @@ impl ManaTxq {
         loop {
             let m = self.meta[(i & self.desc_mask) as usize];
             // Never walk past what was posted.
-            if !m.suppressed || i.wrapping_add(1) == self.desc_tail {
+            if !m.suppressed() || i.wrapping_add(1) == self.desc_tail {
                 return i;
             }
             i = i.wrapping_add(1);
@@ -266,7 +293,7 @@ impl ManaTxq {
             Mbuf::free_slots(&mut self.mbufs[..n - first]);
         }
         let last = self.meta[(upto & self.desc_mask) as usize];
-        self.head_bu = last.pos.wrapping_add(last.bu as u32);
+        self.head_bu = last.pos().wrapping_add(last.bu());
         self.desc_head = upto.wrapping_add(1);
         // Bursts ending at or before `upto` are done.
         while let Some(e) = self.first_end() {
@@ -309,6 +336,20 @@ impl ManaTxq {
     pub fn reap(&mut self) {
         self.cq.prefetch(2);
         loop {
+            // The common case, read in place: a success for the oldest burst's last WQE.
+            if let Peek::Entry(off, info) = self.cq.peek()
+                && self.offsets == Offsets::Trusted
+                && info.wq_num() == self.ids.sq_id
+                && info.is_sq()
+                && ManaCqeHeader(self.cq.dword(off, 0)).cqe_type() == CQE_TX_OKAY
+                && let Some(end) = self.first_end()
+                && self.meta[(end & self.desc_mask) as usize].pos() & TX_OFFSET_MASK
+                    == self.cq.dword(off, 2) >> 5
+            {
+                self.cq.advance();
+                self.complete_upto(end);
+                continue;
+            }
             let e = match self.cq.poll() {
                 Polled::Empty => break,
                 Polled::BadOwner => {
@@ -333,7 +374,8 @@ impl ManaTxq {
                 Some(end)
                     if t == CQE_TX_OKAY
                         && self.offsets == Offsets::Trusted
-                        && self.meta[(end & self.desc_mask) as usize].pos & TX_OFFSET_MASK == o =>
+                        && self.meta[(end & self.desc_mask) as usize].pos() & TX_OFFSET_MASK
+                            == o =>
                 {
                     Some(end)
                 }
@@ -548,13 +590,7 @@ impl TxBurst for ManaTxq {
         if self.desc_head != self.desc_tail {
             self.reap();
         }
-        // The ring lines this burst will write (one BU per WQE in the common case) were last
-        // read by the device: ask for them exclusive now.
         let size = self.sq.size() as usize;
-        let start = (self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE) as usize) & (size - 1);
-        for k in (0..(pkts.len() * 32).min(size)).step_by(64) {
-            self.sq.win.prefetch_write((start + k) & (size - 1));
-        }
         let nb = self.mbufs.len() as u32;
         let free_desc = nb - self.desc_tail.wrapping_sub(self.desc_head);
         let want = pkts.len().min(free_desc as usize);
@@ -564,20 +600,23 @@ impl TxBurst for ManaTxq {
         let mut room_bu = self.sq_bu - self.tail_bu.wrapping_sub(self.head_bu);
         let (start_desc, mask) = (self.desc_tail, self.desc_mask);
         let mut tb = self.tail_bu;
-        let mut last_pos = tb;
         let mut bytes = 0u64;
-        let mut n = 0usize;
         // The common WQE: header (one SGE, small OOB), the queue's short OOB, one SGE.
         let w0 = WqeHeader::new(1, InlineOobSize::Small).0;
         let w1 = self.short_tmpl.with_pkt_fmt(MANA_SHORT_PKT_FMT).0;
         let key = self.ids.mem_key as u64;
-        let fast_ok = self.ids.short_form_allowed;
+        // The fast path takes one-segment packets, or none when the short form is not allowed
+        // (no packet has 0 segments).
+        let fast_segs = self.ids.short_form_allowed as u16;
         let ring = self.sq_slots;
+        // Out of `self` while the loop writes it, so the slow path may borrow `self`; one slot
+        // per descriptor, so masked indices need no bounds check.
+        let mut meta = std::mem::take(&mut self.meta);
+        let metas = &mut meta[..=mask as usize];
+        let mut n = 0usize;
         for m in &mut pkts.as_mut_slice()[..want] {
-            let fl = m.ol_flags();
-            let bu = if fast_ok
-                && m.nb_segs() == 1
-                && fl & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
+            let bu = if m.nb_segs() == fast_segs
+                && m.ol_flags() & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
             {
                 // One segment, no offload: 32 bytes, one basic unit.
                 if room_bu == 0 {
@@ -589,21 +628,27 @@ impl TxBurst for ManaTxq {
                     tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize,
                     [w0, w1, iova, key | (dlen as u64) << 32],
                 );
+                // One segment: what goes on the wire is its data.
+                bytes += dlen as u64;
+                // The completion frees it: its second header line (chain, pool) arrives now,
+                // while the device works.
+                m.prefetch_free();
                 1
             } else {
                 match self.post_slow(m, tb, room_bu) {
-                    Some(bu) => bu,
+                    Some(bu) => {
+                        bytes += m.pkt_len() as u64;
+                        bu
+                    }
                     None => break,
                 }
             };
-            self.meta[(start_desc.wrapping_add(n as u32) & mask) as usize] =
-                Meta { pos: tb, bu: bu as u8, suppressed: true };
-            last_pos = tb;
+            metas[(start_desc.wrapping_add(n as u32) & mask) as usize] = Meta::new(tb, bu, true);
             tb = tb.wrapping_add(bu);
             room_bu -= bu;
-            bytes += m.pkt_len() as u64;
             n += 1;
         }
+        self.meta = meta;
         if n == 0 {
             return 0;
         }
@@ -615,7 +660,9 @@ impl TxBurst for ManaTxq {
         self.end_tail = self.end_tail.wrapping_add(1);
         // The burst's last WQE asks for a completion: clear its suppression bit (the OOB's first
         // byte, bit 7) in the ring, before the doorbell makes it visible.
-        self.meta[(last & mask) as usize].suppressed = false;
+        let m = &mut self.meta[(last & mask) as usize];
+        m.0 &= !Meta::SUPPRESSED;
+        let last_pos = m.pos();
         let oob_off = ((last_pos.wrapping_mul(GDMA_WQE_BU_SIZE) as usize) & (size - 1)) + 8;
         let mut b = [0u8; 1];
         self.sq.win.read(oob_off, &mut b);
@@ -625,6 +672,16 @@ impl TxBurst for ManaTxq {
         // them (pairs with the device's Acquire load of the doorbell slot).
         self.db.store_u64(self.db_off, v.0, Ordering::Release);
         self.x.doorbells.inc();
+        // The ring lines the next burst will write (one BU per WQE in the common case; as many
+        // as this one) were last read by the device a lap ago: ask for them exclusive now, so
+        // that they are ours by the time it comes. Not a line this burst's last WQE shares:
+        // the device is about to read that one.
+        let end = self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE) as usize;
+        let room = (self.sq_bu - self.tail_bu.wrapping_sub(self.head_bu)) as usize;
+        let start = end.next_multiple_of(64);
+        for k in (start - end..(n.min(room) * 32).min(size)).step_by(64) {
+            self.sq.win.prefetch_write((end + k) & (size - 1));
+        }
         self.stats.packets.add(n as u64);
         self.stats.bytes.add(bytes);
         n
