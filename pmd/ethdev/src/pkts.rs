@@ -63,7 +63,7 @@ impl Pkts {
         let first = n.min(slots.len() - start);
         let (low, high) = slots.split_at_mut(start);
         let (a, b) = (&mut high[..first], &mut low[..n - first]);
-        if !(a.iter().all(Option::is_none) && b.iter().all(Option::is_none)) {
+        if !(Mbuf::slots_all_empty(a) && Mbuf::slots_all_empty(b)) {
             for s in a.iter_mut().chain(b.iter_mut()) {
                 drop(s.take());
             }

@@ -285,36 +285,31 @@ impl ManaRxq {
     pub fn refill(&mut self) -> u32 {
         let nb = self.descs.len() as u32;
         let want = nb - self.posted();
+        let w0 = self.hdr;
+        let w3 = self.ids.mem_key as u64 | (self.buf_len as u64) << 32;
+        let (ring, data_off, headroom) = (self.rq_slots, self.data_off, self.headroom);
+        let mut tb = self.tail_bu;
         let mut done = 0;
         while done < want {
             let t = self.desc_tail.wrapping_add(done) & self.desc_mask;
             let n = (want - done).min(64).min(nb - t);
-            if !self.pool.alloc_into_slots(&mut self.descs[t as usize..(t + n) as usize]) {
+            let chunk = &mut self.descs[t as usize..(t + n) as usize];
+            if !self.pool.alloc_into_slots(chunk) {
                 self.stats.nombuf.inc();
                 break;
             }
-            done += n;
-        }
-        let w0 = self.hdr;
-        let w3 = self.ids.mem_key as u64 | (self.buf_len as u64) << 32;
-        let (mut dt, mut tb) = (self.desc_tail, self.tail_bu);
-        let (ring, data_off, headroom) = (self.rq_slots, self.data_off, self.headroom);
-        for _ in 0..done {
-            let Some(m) = &self.descs[(dt & self.desc_mask) as usize] else {
+            // All or none: every slot of the chunk holds its fresh mbuf.
+            let before = tb;
+            tb = post_wqes(ring, chunk, tb, [w0, w3], data_off, headroom);
+            // As many WQEs as slots (the flatten skipped none; else stop where they agree).
+            let wrote = tb.wrapping_sub(before);
+            done += wrote;
+            if wrote < n {
                 break;
-            };
-            // The buffer's data IOVA without reading the header (IOVA-as-VA pools), else from
-            // it.
-            let iova = match data_off {
-                Some(off) => m.as_raw().as_ptr() as u64 + off,
-                None => m.buf_iova() + headroom,
-            };
-            // Header, zeroed small OOB, one SGE (address, memory key, length).
-            ring.write(tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize, [w0, 0, iova, w3]);
-            dt = dt.wrapping_add(1);
-            tb = tb.wrapping_add(1);
+            }
         }
-        (self.desc_tail, self.tail_bu) = (dt, tb);
+        self.desc_tail = self.desc_tail.wrapping_add(done);
+        self.tail_bu = tb;
         if done > 0 {
             let v = WqDoorbell::rq(self.ids.rq_id, self.tail_bu.wrapping_mul(GDMA_WQE_BU_SIZE));
             // RQ-R1: Release: the WQEs written above are visible before the doorbell (pairs with
@@ -495,6 +490,39 @@ impl ManaRxq {
 
 /// How many descriptors ahead of the one being delivered the RX path prefetches a header.
 const PREFETCH_AHEAD: u32 = 8;
+
+/// Writes an RQ WQE (header, zeroed small OOB, one SGE: address, memory key, length) for the
+/// mbuf of each occupied slot, from RQ position `tb` on; returns the position after the last.
+/// `w` holds the header word and the SGE's key-and-length word. The buffer's data IOVA is the
+/// mbuf's address plus `data_off` for IOVA-as-VA pools (the header is not read), else read from
+/// the header. Out of line, so the loop has the registers to itself.
+#[inline(never)]
+fn post_wqes(
+    ring: SlotRing32,
+    slots: &[Option<Mbuf>],
+    mut tb: u32,
+    w: [u64; 2],
+    data_off: Option<u64>,
+    headroom: u64,
+) -> u32 {
+    match data_off {
+        Some(off) => {
+            for m in slots.iter().flatten() {
+                let iova = m.as_raw().as_ptr() as u64 + off;
+                ring.write(tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize, [w[0], 0, iova, w[1]]);
+                tb = tb.wrapping_add(1);
+            }
+        }
+        None => {
+            for m in slots.iter().flatten() {
+                let iova = m.buf_iova() + headroom;
+                ring.write(tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize, [w[0], 0, iova, w[1]]);
+                tb = tb.wrapping_add(1);
+            }
+        }
+    }
+    tb
+}
 
 /// Why the fast path stopped.
 enum Stop {

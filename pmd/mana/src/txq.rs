@@ -613,14 +613,17 @@ impl TxBurst for ManaTxq {
         // per descriptor, so masked indices need no bounds check.
         let mut meta = std::mem::take(&mut self.meta);
         let metas = &mut meta[..=mask as usize];
+        let slice = &mut pkts.as_mut_slice()[..want];
         let mut n = 0usize;
-        for m in &mut pkts.as_mut_slice()[..want] {
-            let bu = if m.nb_segs() == fast_segs
-                && m.ol_flags() & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
-            {
-                // One segment, no offload: 32 bytes, one basic unit.
-                if room_bu == 0 {
-                    self.x.ring_full.inc();
+        let tx_mask = MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN;
+        while n < slice.len() {
+            // A run of common packets: one segment, no offload, 32 bytes and one basic unit
+            // each, as many as there is room for.
+            let run_start = n;
+            let run_end = n + (slice.len() - n).min(room_bu as usize);
+            while n < run_end {
+                let m = &slice[n];
+                if m.nb_segs() != fast_segs || m.ol_flags() & tx_mask != 0 {
                     break;
                 }
                 let (iova, dlen) = m.data_iova_len();
@@ -633,16 +636,23 @@ impl TxBurst for ManaTxq {
                 // The completion frees it: its second header line (chain, pool) arrives now,
                 // while the device works.
                 m.prefetch_free();
-                1
-            } else {
-                match self.post_slow(m, tb, room_bu) {
-                    Some(bu) => {
-                        bytes += m.pkt_len() as u64;
-                        bu
-                    }
-                    None => break,
-                }
-            };
+                metas[(start_desc.wrapping_add(n as u32) & mask) as usize] = Meta::new(tb, 1, true);
+                tb = tb.wrapping_add(1);
+                n += 1;
+            }
+            room_bu -= (n - run_start) as u32;
+            if n == slice.len() {
+                break;
+            }
+            let m = &mut slice[n];
+            if m.nb_segs() == fast_segs && m.ol_flags() & tx_mask == 0 {
+                // A common packet the ring has no room for.
+                self.x.ring_full.inc();
+                break;
+            }
+            // Several segments, offloads, or the short form not allowed.
+            let Some(bu) = self.post_slow(m, tb, room_bu) else { break };
+            bytes += m.pkt_len() as u64;
             metas[(start_desc.wrapping_add(n as u32) & mask) as usize] = Meta::new(tb, bu, true);
             tb = tb.wrapping_add(bu);
             room_bu -= bu;
