@@ -24,7 +24,7 @@
 //! header: an indirect clone on another thread may update the refcount of this header at any time.
 #![allow(unsafe_code)]
 
-use core::mem::{offset_of, size_of};
+use core::mem::{MaybeUninit, offset_of, size_of};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU16, Ordering};
 use std::fmt;
@@ -691,31 +691,43 @@ impl Mbuf {
     /// headers (they already meet the pool invariants); any other takes the general path.
     #[inline]
     pub fn free_slots(slots: &mut [Option<Mbuf>]) -> usize {
-        let mut batch = ArrayVec::<ObjPtr, 64>::new();
-        let mut pool: *const PoolInner = ptr::null();
         let mut n = 0;
-        for s in slots {
-            let Some(m) = s.take() else { continue };
-            n += 1;
-            let h = m.into_raw().as_ptr();
-            // SAFETY: a header we own (taken from the slot); only `refcnt` may be touched by
-            // another holder, atomically.
-            let simple = unsafe {
-                (*h).refcnt.load(Ordering::Acquire) == 1
-                    && (*h).nb_segs == 1
-                    && (*h).next.is_null()
-                    && (*h).flags & F_INDIRECT == 0
-                    && (*h).pool == pool
-            };
-            if simple && !batch.is_full() {
-                batch.push(obj_of(h));
-            } else {
-                // SAFETY: `batch` holds objects of `pool`; `h` is ours to free.
-                unsafe { free_general(h, &mut pool, &mut batch) };
+        // The pool of the simple mbufs gathered in `objs`; the cold path changes it.
+        let mut pool: *const PoolInner = ptr::null();
+        for chunk in slots.chunks_mut(64) {
+            // Objects of simple mbufs of `pool`: `objs[..k]` are written, at most one per slot
+            // of the chunk (so never more than 64). `k` is a local of its own, so it stays in a
+            // register.
+            let mut objs = [const { MaybeUninit::<ObjPtr>::uninit() }; 64];
+            let mut k = 0usize;
+            for s in chunk {
+                let Some(m) = s.take() else { continue };
+                n += 1;
+                let h = m.into_raw().as_ptr();
+                // SAFETY: a header we own (taken from the slot); only `refcnt` may be touched by
+                // another holder, atomically.
+                let simple = unsafe {
+                    (*h).refcnt.load(Ordering::Acquire) == 1
+                        && (*h).nb_segs == 1
+                        && (*h).next.is_null()
+                        && (*h).flags & F_INDIRECT == 0
+                        && (*h).pool == pool
+                };
+                if simple {
+                    // k < 64: one per slot of a chunk of at most 64 (the mask only spares the
+                    // bounds check).
+                    objs[k & 63].write(obj_of(h));
+                    k += 1;
+                } else {
+                    // SAFETY: `objs[..k]` are written objects of `pool`, each freed once, and
+                    // `h` is ours to free.
+                    pool = unsafe { free_slot_slow(h, pool, &objs[..k.min(64)]) };
+                    k = 0;
+                }
             }
+            // SAFETY: as above.
+            unsafe { put_written(pool, &objs[..k.min(64)]) };
         }
-        // SAFETY: as above.
-        unsafe { flush(pool, &mut batch) };
         n
     }
 
@@ -837,6 +849,44 @@ unsafe fn flush(pool: *const PoolInner, batch: &mut ArrayVec<ObjPtr, 64>) {
         unsafe { (*pool).put_raw(batch.as_ptr(), batch.len()) };
         batch.clear();
     }
+}
+
+/// Gives objects of simple mbufs of `pool` back to it.
+///
+/// # Safety
+/// Every entry is written with an object of `pool` that the caller frees (once).
+#[inline(always)]
+unsafe fn put_written(pool: *const PoolInner, objs: &[MaybeUninit<ObjPtr>]) {
+    if !objs.is_empty() {
+        // SAFETY: written entries are `ObjPtr`s (`MaybeUninit` has its layout); pools outlive
+        // their objects.
+        unsafe { (*pool).put_raw(objs.as_ptr().cast::<ObjPtr>(), objs.len()) };
+    }
+}
+
+/// `Mbuf::free_slots`' cold path: gives back the simple mbufs gathered so far (`objs`, of
+/// `pool`), frees `h` by the general path, and returns the pool the next simple mbufs must
+/// belong to (`h`'s, when it was one).
+///
+/// # Safety
+/// As for [`put_written`]; `h` is an mbuf the caller owns and gives up.
+#[cold]
+#[inline(never)]
+unsafe fn free_slot_slow(
+    h: *mut MbufHdr,
+    pool: *const PoolInner,
+    objs: &[MaybeUninit<ObjPtr>],
+) -> *const PoolInner {
+    // SAFETY: per the contract.
+    unsafe { put_written(pool, objs) };
+    let mut pool = pool;
+    let mut batch = ArrayVec::<ObjPtr, 64>::new();
+    // SAFETY: `h` is ours; the batch starts empty.
+    unsafe {
+        free_general(h, &mut pool, &mut batch);
+        flush(pool, &mut batch);
+    }
+    pool
 }
 
 /// The pool object a header starts.

@@ -275,6 +275,25 @@ impl Window {
 }
 
 impl SlotRing32 {
+    /// Hints the CPU to fetch for writing (`prefetchw`) the cache line holding byte offset
+    /// `off` (taken modulo the ring's length): a slot about to be written that the other side
+    /// read last. Nothing happens off x86-64.
+    #[inline(always)]
+    pub fn prefetch_write(&self, off: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        // SAFETY: `prefetchw` is a hint: it never faults, changes no memory and no register;
+        // the masked address is inside the mapped window anyway.
+        unsafe {
+            core::arch::asm!(
+                "prefetchw [{p}]",
+                p = in(reg) self.ptr.add(off & self.mask),
+                options(nostack, preserves_flags, readonly)
+            )
+        };
+        #[cfg(any(not(target_arch = "x86_64"), miri))]
+        let _ = off;
+    }
+
     /// Writes four 64-bit words, little-endian, into the slot holding byte offset `off` (taken
     /// modulo the ring's length and rounded down to a slot).
     #[inline(always)]

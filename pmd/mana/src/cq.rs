@@ -48,6 +48,45 @@ pub enum Peek {
     Other,
 }
 
+/// The fast path's view of a CQ ([`CqPoller::reader`]): copied into locals for a burst.
+#[derive(Clone, Copy, Debug)]
+pub struct CqReader {
+    slots: SlotRing64,
+    owner: OwnerRing,
+    /// Entries consumed (free-running).
+    pub head: u32,
+}
+
+impl CqReader {
+    /// The head entry: its byte offset in the ring and its info dword if the device wrote it
+    /// in this lap. Nothing is consumed: read the body with [`Self::dword`], then
+    /// [`Self::advance`].
+    #[inline(always)]
+    pub fn peek(&self) -> Peek {
+        let off = (self.owner.slot(self.head) * 64) as usize;
+        // CQ-A1: Acquire load of the info dword (owner bits); pairs with the device's Release
+        // store of it after the body.
+        let info = CqeInfo(self.slots.load_acquire(off, 15));
+        match self.owner.classify(self.head, info.owner_bits()) {
+            OwnerState::Valid => Peek::Entry(off, info),
+            OwnerState::Empty => Peek::Empty,
+            OwnerState::Overflow => Peek::Other,
+        }
+    }
+
+    /// Dword `i` (0..15) of the client data of the entry at `off` (from [`Self::peek`]).
+    #[inline(always)]
+    pub fn dword(&self, off: usize, i: usize) -> u32 {
+        self.slots.load(off, i)
+    }
+
+    /// Consumes the head entry (after [`Self::peek`] showed it valid).
+    #[inline(always)]
+    pub fn advance(&mut self) {
+        self.head = self.head.wrapping_add(1);
+    }
+}
+
 /// The driver side of a CQ.
 #[derive(Debug)]
 pub struct CqPoller {
@@ -121,32 +160,19 @@ impl CqPoller {
         }
     }
 
-    /// The fast path's look at the head entry: its byte offset in the ring and its info dword
-    /// if the device wrote it in this lap. Nothing is consumed: read the body with [`Self::dword`],
-    /// then [`Self::advance`].
+    /// A copy of what the fast path needs to read entries (ring, owner geometry, head), to
+    /// work on in locals: stores through raw pointers elsewhere in a burst (into mbuf headers)
+    /// would otherwise make the compiler reload these fields after each one. Hand the head
+    /// back with [`Self::resume`].
     #[inline(always)]
-    pub fn peek(&self) -> Peek {
-        let off = (self.owner.slot(self.head) * 64) as usize;
-        // CQ-A1: Acquire load of the info dword (owner bits); pairs with the device's Release
-        // store of it after the body.
-        let info = CqeInfo(self.slots.load_acquire(off, 15));
-        match self.owner.classify(self.head, info.owner_bits()) {
-            OwnerState::Valid => Peek::Entry(off, info),
-            OwnerState::Empty => Peek::Empty,
-            OwnerState::Overflow => Peek::Other,
-        }
+    pub fn reader(&self) -> CqReader {
+        CqReader { slots: self.slots, owner: self.owner, head: self.head }
     }
 
-    /// Dword `i` (0..15) of the client data of the entry at `off` (from [`Self::peek`]).
+    /// Takes back the head of a reader made by [`Self::reader`] (entries it consumed).
     #[inline(always)]
-    pub fn dword(&self, off: usize, i: usize) -> u32 {
-        self.slots.load(off, i)
-    }
-
-    /// Consumes the head entry (after [`Self::peek`] showed it valid).
-    #[inline(always)]
-    pub fn advance(&mut self) {
-        self.head = self.head.wrapping_add(1);
+    pub fn resume(&mut self, r: CqReader) {
+        self.head = r.head;
     }
 
     /// The entry at the head has an owner count of neither this lap nor the last. Either the

@@ -554,11 +554,13 @@ impl ManaRxq {
         let (rq_id, buf_len, report) = (self.ids.rq_id, self.buf_len, self.report);
         let (headroom, port, mask) = (self.headroom as u16, self.ids.port, self.desc_mask);
         let head = self.desc_head;
-        let (rq, rq_size, tail_bu) = (self.rq, self.rq.size() as usize, self.tail_bu);
-        let cq = &mut self.cq;
+        let (rq_slots, tail_bu) = (self.rq_slots, self.tail_bu);
+        // The CQ's reading state in locals (see `CqPoller::reader`), handed back below.
+        let mut cq = self.cq.reader();
         // One slot per descriptor (`new`): masked indices need no bounds check.
         let descs = &mut self.descs[..=mask as usize];
         let (mut n, mut len_sum, mut coalesced) = (0usize, 0u64, 0u64);
+        let (mut last_flags, mut last_ol) = (0, report.ol_flags(RxCompFlags(0)));
         let stop = loop {
             if n + 4 > room {
                 break Stop::Full;
@@ -583,27 +585,45 @@ impl ManaRxq {
             // zero length ends a coalesced list. All four are read (inside the entry whatever
             // its type); only the first `c` count, the others read as 0.
             let l = [2, 5, 8, 11].map(|d| cq.dword(off, d) & 0xffff);
-            let c1 = l[0] != 0;
-            let (c2, c3, c4) = if t == CQE_RX_COALESCED_4 {
-                let c2 = c1 & (l[1] != 0);
-                let c3 = c2 & (l[2] != 0);
-                (c2, c3, c3 & (l[3] != 0))
+            // How many packets (a zero length ends the list) and the longest of them.
+            let (c, longest) = if t == CQE_RX_OKAY {
+                ((l[0] != 0) as usize, l[0])
+            } else if l.iter().all(|&x| x != 0) {
+                (4, l[0].max(l[1]).max(l[2].max(l[3])))
             } else {
-                (false, false, false)
+                let c = l.iter().take_while(|&&x| x != 0).count();
+                (c, l[..c].iter().copied().max().unwrap_or(0))
             };
-            let c = c1 as usize + c2 as usize + c3 as usize + c4 as usize;
-            let lens = [l[0], l[1] * c2 as u32, l[2] * c3 as u32, l[3] * c4 as u32];
-            if c == 0 || lens.into_iter().max().unwrap_or(0) > buf_len || n + c > posted {
+            if c == 0 || longest > buf_len || n + c > posted {
                 break Stop::Other;
             }
-            let ol = report.ol_flags(flags);
+            let lens = l;
+            // Most CQEs carry the flags of the one before.
+            if flags.0 != last_flags {
+                (last_flags, last_ol) = (flags.0, report.ol_flags(flags));
+            }
+            let ol = last_ol;
             let hashed = ol & MBUF_F_RX_RSS_HASH != 0;
-            for (k, &len) in lens[..c].iter().enumerate() {
-                // Checked above against the posted count: the slot holds its mbuf.
-                if let Some(m) = &mut descs[(next.wrapping_add(k as u32) & mask) as usize] {
-                    let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
-                    m.rx_set_hashed(headroom, len as u16, port, ol, hash);
-                    len_sum += len as u64;
+            // The packets take the next `c` posted descriptors (checked above against the
+            // posted count, so every slot holds its mbuf).
+            let at = (next & mask) as usize;
+            if let Some(run) = descs.get_mut(at..at + c) {
+                // One contiguous run of slots (the ring does not wrap inside it).
+                for (k, m) in run.iter_mut().enumerate() {
+                    if let Some(m) = m {
+                        let len = lens[k & 3];
+                        let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
+                        m.rx_set_hashed(headroom, len as u16, port, ol, hash);
+                        len_sum += len as u64;
+                    }
+                }
+            } else {
+                for (k, &len) in lens[..c].iter().enumerate() {
+                    if let Some(m) = &mut descs[(next.wrapping_add(k as u32) & mask) as usize] {
+                        let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
+                        m.rx_set_hashed(headroom, len as u16, port, ol, hash);
+                        len_sum += len as u64;
+                    }
                 }
             }
             // The refill at the end of the burst posts a WQE for each of these packets into
@@ -612,12 +632,13 @@ impl ManaRxq {
             // overlap the rest of the burst instead of stalling the refill's stores. Never
             // further: slots ahead are ones the device is about to read.
             let first = tail_bu.wrapping_add(n as u32).wrapping_mul(GDMA_WQE_BU_SIZE) as usize;
-            rq.win.prefetch_write(first & (rq_size - 1));
-            rq.win.prefetch_write((first + (c - 1) * 32) & (rq_size - 1));
+            rq_slots.prefetch_write(first);
+            rq_slots.prefetch_write(first + (c - 1) * 32);
             cq.advance();
             coalesced += (c > 1) as u64;
             n += c;
         };
+        self.cq.resume(cq);
         if n > 0 {
             let before = out.len();
             let start = (head & mask) as usize;

@@ -337,16 +337,18 @@ impl ManaTxq {
         self.cq.prefetch(2);
         loop {
             // The common case, read in place: a success for the oldest burst's last WQE.
-            if let Peek::Entry(off, info) = self.cq.peek()
+            let mut cq = self.cq.reader();
+            if let Peek::Entry(off, info) = cq.peek()
                 && self.offsets == Offsets::Trusted
                 && info.wq_num() == self.ids.sq_id
                 && info.is_sq()
-                && ManaCqeHeader(self.cq.dword(off, 0)).cqe_type() == CQE_TX_OKAY
+                && ManaCqeHeader(cq.dword(off, 0)).cqe_type() == CQE_TX_OKAY
                 && let Some(end) = self.first_end()
                 && self.meta[(end & self.desc_mask) as usize].pos() & TX_OFFSET_MASK
-                    == self.cq.dword(off, 2) >> 5
+                    == cq.dword(off, 2) >> 5
             {
-                self.cq.advance();
+                cq.advance();
+                self.cq.resume(cq);
                 self.complete_upto(end);
                 continue;
             }
@@ -621,14 +623,14 @@ impl TxBurst for ManaTxq {
             // each, as many as there is room for.
             let run_start = n;
             let run_end = n + (slice.len() - n).min(room_bu as usize);
-            while n < run_end {
-                let m = &slice[n];
+            let mut k = 0u32;
+            for m in &slice[run_start..run_end] {
                 if m.nb_segs() != fast_segs || m.ol_flags() & tx_mask != 0 {
                     break;
                 }
                 let (iova, dlen) = m.data_iova_len();
                 ring.write(
-                    tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize,
+                    tb.wrapping_add(k).wrapping_mul(GDMA_WQE_BU_SIZE) as usize,
                     [w0, w1, iova, key | (dlen as u64) << 32],
                 );
                 // One segment: what goes on the wire is its data.
@@ -636,10 +638,16 @@ impl TxBurst for ManaTxq {
                 // The completion frees it: its second header line (chain, pool) arrives now,
                 // while the device works.
                 m.prefetch_free();
-                metas[(start_desc.wrapping_add(n as u32) & mask) as usize] = Meta::new(tb, 1, true);
-                tb = tb.wrapping_add(1);
-                n += 1;
+                k += 1;
             }
+            // The run's WQEs are one basic unit each, at consecutive positions.
+            let d0 = start_desc.wrapping_add(run_start as u32);
+            for j in 0..k {
+                metas[(d0.wrapping_add(j) & mask) as usize] =
+                    Meta::new(tb.wrapping_add(j), 1, true);
+            }
+            tb = tb.wrapping_add(k);
+            n += k as usize;
             room_bu -= (n - run_start) as u32;
             if n == slice.len() {
                 break;
