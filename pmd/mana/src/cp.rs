@@ -11,6 +11,8 @@
 //! Every method is a control-path call that may wait on the device; callers never hold a lock
 //! across one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use thiserror::Error;
 
 /// Why a control-plane call failed.
@@ -58,6 +60,61 @@ pub enum CpError {
     /// A bad argument from the driver (a bug in the caller).
     #[error("bad argument: {0}")]
     BadArg(String),
+}
+
+/// How commands to the device ended when it did not answer them: plain atomics, written by the
+/// control plane's owner (the device's control worker), read by anyone. One set per device.
+///
+/// Once a command times out the channel is treated as unresponsive: later commands wait only a
+/// short time until one is answered or the channel is brought up again, and once the device's
+/// owner marks it gone (a recovery begins, a reset was requested, the registers read all ones)
+/// commands are refused without being sent.
+#[derive(Debug, Default)]
+pub struct CmdCounters {
+    /// Commands that waited their full timeout: the first to time out since the channel was
+    /// brought up or last answered a command.
+    pub timeouts: AtomicU64,
+    /// Commands that timed out after the short wait of a channel already known unresponsive (an
+    /// earlier command timed out and nothing was answered since).
+    pub hung_timeouts: AtomicU64,
+    /// Commands refused at once, not sent, because the channel was known dead or the device
+    /// gone: asked for after the channel was marked gone, or left out of a teardown of a channel
+    /// that no longer answers (one per command a teardown over a live channel would have sent).
+    pub refused_dead: AtomicU64,
+    /// Channels established (the first bring-up and every one after it): each starts out not
+    /// known dead, so its first command waits the full timeout again.
+    pub bring_ups: AtomicU64,
+}
+
+impl CmdCounters {
+    /// A command timed out; `hung`: the channel was already known unresponsive (it waited the
+    /// short time), else it waited its full timeout.
+    pub fn timed_out(&self, hung: bool) {
+        let c = if hung { &self.hung_timeouts } else { &self.timeouts };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` commands were refused (not sent): the channel is known dead or the device gone.
+    pub fn refused(&self, n: u64) {
+        self.refused_dead.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A channel was established.
+    pub fn brought_up(&self) {
+        self.bring_ups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters as xstats name them: `hwc_cmd_timeouts`, `hwc_cmd_hung_timeouts`,
+    /// `hwc_cmd_refused_dead`, `hwc_bring_ups`.
+    pub fn xstats(&self) -> [(&'static str, u64); 4] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("hwc_cmd_timeouts", get(&self.timeouts)),
+            ("hwc_cmd_hung_timeouts", get(&self.hung_timeouts)),
+            ("hwc_cmd_refused_dead", get(&self.refused_dead)),
+            ("hwc_bring_ups", get(&self.bring_ups)),
+        ]
+    }
 }
 
 /// What the device offers, learnt at bring-up.
@@ -261,6 +318,8 @@ pub trait ControlPlane: Send {
     /// Whether a command timed out since the last bring-up (the channel is then treated as dead
     /// until the device is brought up again).
     fn hung(&self) -> bool;
+    /// How commands ended when the device did not answer (shared: readable from any thread).
+    fn cmd_counters(&self) -> std::sync::Arc<CmdCounters>;
     /// From now on fail commands at once (a reset was requested: the channel is dead).
     fn mark_gone(&mut self, why: &str);
     /// Undoes `bring_up`: deregisters and closes the channel, freeing what it made. Best effort

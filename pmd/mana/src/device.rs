@@ -29,8 +29,8 @@ mod recovery;
 
 pub use recovery::Hooks;
 
+use crate::cp::{CmdCounters, VportTx, WqKind, WqObj, WqSpec};
 use crate::cp::{ControlPlane, CpError, DeviceCaps, DeviceEvent, Doorbells, RxSteer, VportInfo};
-use crate::cp::{VportTx, WqKind, WqObj, WqSpec};
 use crate::qmem::{RingArena, pow2_at_least};
 use crate::rxq::{ManaRxq, RxQueueIds, RxReport, RxXstats};
 use crate::state::{DevState, StateCell};
@@ -253,6 +253,8 @@ pub struct Device {
     pub describe: String,
     stats_refs: Vec<Arc<Mutex<StatsRefs>>>,
     counters: Vec<Arc<PortCounters>>,
+    /// How the control plane's commands ended when the device did not answer.
+    cmd_counters: Arc<CmdCounters>,
     state: Arc<StateCell>,
 }
 
@@ -306,6 +308,7 @@ impl Device {
             .collect();
         let stats_refs = ports.iter().map(|p| p.stats_refs.clone()).collect();
         let counters = ports.iter().map(|p| p.counters.clone()).collect();
+        let cmd_counters = cp.cmd_counters();
         let state = Arc::new(StateCell::default());
         let (tx, rx) = mpsc::channel::<Msg>();
         // An event the device signals (a reset request) is looked at at once, not at the next
@@ -345,6 +348,7 @@ impl Device {
             describe,
             stats_refs,
             counters,
+            cmd_counters,
             state,
         }))
     }
@@ -391,6 +395,13 @@ impl Device {
     /// A port's own counters.
     pub(crate) fn counters(&self, vport: usize) -> Arc<PortCounters> {
         self.counters[vport].clone()
+    }
+
+    /// How the device's control commands ended when it did not answer them: full timeouts,
+    /// short timeouts of a channel known unresponsive, refusals of a channel known dead,
+    /// bring-ups (ports show them as `hwc_*` xstats).
+    pub fn cmd_counters(&self) -> &Arc<CmdCounters> {
+        &self.cmd_counters
     }
 }
 

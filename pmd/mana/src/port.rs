@@ -154,8 +154,16 @@ impl PortDriver for ManaPort {
             queue_xstats(&refs, &self.dev.counters(self.vport), &mut v);
         }
         let p = self.vport;
-        if let Ok(Ok(dev)) = self.dev.call(self.id(), move |w| w.device_xstats(p)) {
-            for (n, val) in dev {
+        let cmd = self.dev.cmd_counters().clone();
+        // The channel counters are read on the worker, between two of its steps: a snapshot never
+        // falls inside a command (a bring-up counted without the timeout its first command hit).
+        if let Ok((dev, cmd)) =
+            self.dev.call(self.id(), move |w| (w.device_xstats(p), cmd.xstats()))
+        {
+            for (n, val) in cmd {
+                v.push(XStat::new(n, val));
+            }
+            for (n, val) in dev.into_iter().flatten() {
                 v.push(XStat::new(format!("dev_{n}"), val));
             }
         }

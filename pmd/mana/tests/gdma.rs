@@ -4,6 +4,7 @@
 //! The device's request counters prove what was sent and what was not.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use gdma_defs::*;
@@ -37,6 +38,13 @@ fn req(dev: &Device, msg_type: u32) -> u64 {
 /// Every request type's count, to compare before and after.
 fn all_requests(dev: &Device) -> Vec<(&'static str, u64)> {
     mana_emu::fault::COMMAND_NAMES.iter().map(|(n, t)| (*n, req(dev, *t))).collect()
+}
+
+/// The control plane's command counters: (full timeouts, short timeouts, refused, bring-ups).
+fn cmd_counts(cp: &GdmaControlPlane) -> (u64, u64, u64, u64) {
+    let c = cp.cmd_counters();
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    (get(&c.timeouts), get(&c.hung_timeouts), get(&c.refused_dead), get(&c.bring_ups))
 }
 
 /// Memory for rings: one segment, carved into 4 KiB-aligned rings.
@@ -410,6 +418,46 @@ fn a_slow_channel_times_out_and_still_works_afterwards() {
     assert_eq!(dev.stats().device.hwc_errors.get(), 0);
 }
 
+#[test]
+fn a_new_bring_up_forgets_that_the_last_channel_stopped_answering() {
+    let dev = device();
+    let full = Duration::from_millis(200);
+    let mut cp = plane_with(&dev, GdmaConfig { cmd_timeout: full, ..Default::default() });
+    cp.bring_up().unwrap();
+    assert_eq!(cmd_counts(&cp), (0, 0, 0, 1));
+    dev.inject(fault("hwc-delay 60000")).unwrap();
+    // The first command into the silence waits its full timeout; the channel is then hung.
+    let e = cp.query_vport(0).unwrap_err();
+    assert_eq!(e, CpError::Timeout { cmd: "QUERY_VPORT_CONFIG", ms: 200 });
+    assert!(cp.hung());
+    // The next one waits only the short timeout (for the first one's answer; it is not sent).
+    match cp.query_vport(1).unwrap_err() {
+        CpError::Timeout { ms, .. } => assert!(ms < 200, "waited {ms} ms"),
+        e => panic!("{e}"),
+    }
+    assert_eq!(cmd_counts(&cp), (1, 1, 0, 1));
+    // Teardown: the late answer is not awaited in full either, then the channel is dead and
+    // DEREGISTER_DEVICE is not sent.
+    assert!(matches!(cp.tear_down(), Err(CpError::Timeout { cmd: "tear_down", .. })));
+    assert_eq!(cmd_counts(&cp), (1, 2, 1, 1));
+    assert!(cp.hung(), "hung until the next bring-up");
+
+    // A bring-up while the device is still silent: a new channel, not known dead, so its first
+    // command waits the full timeout again (not the short one of the old channel).
+    let e = cp.bring_up().unwrap_err();
+    assert_eq!(e, CpError::Timeout { cmd: "VERIFY_VF_DRIVER_VERSION", ms: 200 });
+    assert_eq!(cmd_counts(&cp), (2, 3, 1, 2));
+
+    // The channel comes back: the next bring-up works and the channel is not hung any more.
+    dev.inject(fault("clear")).unwrap();
+    cp.bring_up().unwrap();
+    assert!(!cp.hung());
+    assert!(cp.gone_reason().is_none());
+    assert_eq!(cp.query_vport(0).unwrap().mac, dev.config().mac(0));
+    cp.tear_down().unwrap();
+    assert_eq!(cmd_counts(&cp), (2, 3, 1, 3));
+}
+
 /// Polls events until `want` shows up (or 2 s).
 fn wait_event(cp: &mut GdmaControlPlane, want: impl Fn(&DeviceEvent) -> bool) -> Vec<DeviceEvent> {
     let mut ev = Vec::new();
@@ -507,7 +555,12 @@ fn mark_gone_fails_commands_at_once() {
     assert!(matches!(cp.device_stats(), Err(CpError::DeviceGone { .. })));
     assert!(matches!(cp.destroy_wq(&o), Err(CpError::DeviceGone { .. })));
     assert!(t0.elapsed() < Duration::from_secs(1), "no wait for a timeout: {:?}", t0.elapsed());
+    // 100 QUERY_VPORT_CONFIG, CREATE_WQ_OBJ, QUERY_GF_STAT, DESTROY_WQ_OBJ: refused, no timeout.
+    assert_eq!(cmd_counts(&cp), (0, 0, 103, 1));
     cp.tear_down().unwrap();
+    // The teardown leaves out what it would send: DEREGISTER_DEVICE (the object went with the
+    // refused destroy).
+    assert_eq!(cmd_counts(&cp), (0, 0, 104, 1));
     assert_eq!(all_requests(&dev), before, "nothing was sent");
     assert!(cp.gone_reason().is_none(), "tear_down ends the incarnation");
 }

@@ -50,8 +50,8 @@ use pmd_mempool::{HugePolicy, MemSegment, Mempool};
 
 use crate::bus::Bus;
 use crate::cp::{
-    ControlPlane, CpError, DeviceCaps, DeviceEvent, Doorbells, RingDesc, RxSteer, VportInfo,
-    VportTx, WqKind, WqObj, WqSpec,
+    CmdCounters, ControlPlane, CpError, DeviceCaps, DeviceEvent, Doorbells, RingDesc, RxSteer,
+    VportInfo, VportTx, WqKind, WqObj, WqSpec,
 };
 pub use hwc::HwcCounters;
 use hwc::{BarLayout, HWC_MSIX, HWC_SEGMENT_LEN, Hwc, Irq};
@@ -139,6 +139,8 @@ pub struct GdmaControlPlane {
     hung: bool,
     /// Counters of channels torn down.
     past: HwcCounters,
+    /// How commands ended when the device did not answer (every bring-up so far).
+    cmd: Arc<CmdCounters>,
     /// Memory registered through this control plane: key IOVA -> every mapped IOVA. Kept
     /// across a device reset ([`ControlPlane::tear_down_reset`]): a reset empties the device,
     /// not the DMA mappings.
@@ -271,6 +273,7 @@ impl GdmaControlPlane {
             gone: None,
             hung: false,
             past: HwcCounters::default(),
+            cmd: Arc::default(),
             mappings: BTreeMap::new(),
             spare_hwc: None,
             irq: Arc::default(),
@@ -330,15 +333,36 @@ impl GdmaControlPlane {
         }
     }
 
+    /// `check_gone` before a command: a refusal is counted.
+    fn refuse_if_gone(&self) -> Result<(), CpError> {
+        self.check_gone().inspect_err(|_| self.cmd.refused(1))
+    }
+
+    /// `ready` before a command: a refusal because the device is gone is counted.
+    fn ready_to_send(&self) -> Result<&Up, CpError> {
+        self.refuse_if_gone()?;
+        self.ready()
+    }
+
+    /// The commands a teardown over a live channel would still send: DESTROY_WQ_OBJ and
+    /// DESTROY_RESOURCE_RANGE for each WQ object, one for each orphan, DEREGISTER_DEVICE.
+    fn teardown_commands_left(&self) -> u64 {
+        let Some(up) = &self.up else { return 0 };
+        let objs: u64 = up.wqs.values().map(|r| r.alive as u64 + r.db_page.is_some() as u64).sum();
+        let orphans = up.orphan_objs.len() + up.orphan_regions.len() + up.orphan_pages.len();
+        objs + orphans as u64 + up.registered.is_some() as u64
+    }
+
     /// Runs `f` on the channel: fails at once when the device is gone, remembers a device found
     /// gone, and files late answers.
     fn with_hwc<T>(
         &mut self,
         f: impl FnOnce(&mut Hwc, Duration) -> Result<T, CpError>,
     ) -> Result<T, CpError> {
-        self.check_gone()?;
+        self.refuse_if_gone()?;
+        let hung = self.hung;
         let timeout =
-            if self.hung { self.cfg.cmd_timeout.min(HUNG_TIMEOUT) } else { self.cfg.cmd_timeout };
+            if hung { self.cfg.cmd_timeout.min(HUNG_TIMEOUT) } else { self.cfg.cmd_timeout };
         let up = self.up.as_mut().ok_or(CpError::NotUp)?;
         let r = f(&mut up.hwc, timeout);
         match &r {
@@ -349,6 +373,7 @@ impl GdmaControlPlane {
                 // Once one command timed out, later ones wait only HUNG_TIMEOUT (as the Linux
                 // driver drops its timeout after the first), until one is answered again; the
                 // device's owner sees `hung` and recovers the device.
+                self.cmd.timed_out(hung);
                 self.hung = true;
             }
             Ok(_) => self.hung = false,
@@ -834,6 +859,7 @@ impl ControlPlane for GdmaControlPlane {
                 return Err(e);
             }
         };
+        self.cmd.brought_up();
         let mut hwc = hwc;
         if self.cfg.interrupts && !self.irq_on {
             let irq = self.irq.clone();
@@ -939,7 +965,7 @@ impl ControlPlane for GdmaControlPlane {
 
     fn query_vport(&mut self, index: u32) -> Result<VportInfo, CpError> {
         const CMD: &str = "QUERY_VPORT_CONFIG";
-        let vports = self.ready()?.caps.as_ref().map_or(0, |c| c.num_vports);
+        let vports = self.ready_to_send()?.caps.as_ref().map_or(0, |c| c.num_vports);
         if index >= vports as u32 {
             return Err(CpError::BadArg(format!("vport {index} (the device has {vports})")));
         }
@@ -960,7 +986,7 @@ impl ControlPlane for GdmaControlPlane {
 
     fn config_vport_tx(&mut self, vport: u64) -> Result<VportTx, CpError> {
         const CMD: &str = "CONFIG_VPORT_TX";
-        let reg = self.ready()?.registered.ok_or(CpError::NotUp)?;
+        let reg = self.ready_to_send()?.registered.ok_or(CpError::NotUp)?;
         let mana = self.mana()?;
         let req = ManaConfigVportTxReq { vport, pdid: reg.pdid, doorbell_pageid: reg.db_id };
         let r = self.ok(CMD, mana, &req, &[], 3)?;
@@ -976,7 +1002,7 @@ impl ControlPlane for GdmaControlPlane {
 
     fn create_wq(&mut self, spec: &WqSpec) -> Result<WqObj, CpError> {
         const CMD: &str = "CREATE_WQ_OBJ";
-        self.ready()?;
+        self.ready_to_send()?;
         check_ring("work queue", &spec.wq)?;
         check_ring("completion queue", &spec.cq)?;
         let mana = self.mana()?;
@@ -1063,6 +1089,7 @@ impl ControlPlane for GdmaControlPlane {
         if let Some(why) = &self.gone {
             // The device forgets everything when it resets: nothing left to give back.
             up.wqs.remove(&obj.handle);
+            self.cmd.refused(1);
             return Err(CpError::DeviceGone { why: why.clone() });
         }
         self.destroy_record(obj.handle)
@@ -1070,7 +1097,7 @@ impl ControlPlane for GdmaControlPlane {
 
     fn config_vport_rx(&mut self, steer: &RxSteer) -> Result<(), CpError> {
         const CMD: &str = "CONFIG_VPORT_RX";
-        let up = self.ready()?;
+        let up = self.ready_to_send()?;
         let is_rq = |h: u64| up.wqs.get(&h).is_some_and(|r| r.obj.kind == WqKind::Rq && r.alive);
         let n = steer.indir.len();
         if n != 0 && (!n.is_power_of_two() || n > gdma_defs::MANA_INDIRECT_TABLE_MAX_SIZE) {
@@ -1116,7 +1143,7 @@ impl ControlPlane for GdmaControlPlane {
     }
 
     fn device_stats(&mut self) -> Result<Vec<(&'static str, u64)>, CpError> {
-        self.ready()?;
+        self.ready_to_send()?;
         let mana = self.mana()?;
         let req = ManaQueryGfStatReq { req_stats: STATISTICS_FLAGS_ALL };
         let r =
@@ -1188,6 +1215,10 @@ impl ControlPlane for GdmaControlPlane {
         self.hung
     }
 
+    fn cmd_counters(&self) -> Arc<CmdCounters> {
+        self.cmd.clone()
+    }
+
     fn set_event_waker(&mut self, wake: Option<Arc<dyn Fn() + Send + Sync>>) {
         self.irq.set_event_waker(wake);
     }
@@ -1211,6 +1242,9 @@ impl ControlPlane for GdmaControlPlane {
             self.gone = Some("the device is not there".into());
         }
         let mut dead = self.gone.is_some();
+        // Dead because one of the teardown's own commands failed (what it was to undo is still
+        // there, so it is among the commands left).
+        let mut failed_cmd = false;
         if !dead {
             // A request still in flight: its answer may say it created something.
             let pending = self.up.as_ref().is_some_and(|u| u.hwc.has_pending());
@@ -1229,6 +1263,7 @@ impl ControlPlane for GdmaControlPlane {
             for h in handles {
                 if let Err(e) = self.destroy_record(h) {
                     dead = channel_dead(&e);
+                    failed_cmd = dead;
                     first.get_or_insert(e);
                     if dead {
                         break;
@@ -1239,6 +1274,7 @@ impl ControlPlane for GdmaControlPlane {
         if !dead {
             if let Err(e) = self.clean_orphans() {
                 dead = channel_dead(&e);
+                failed_cmd = dead;
                 first.get_or_insert(e);
             }
         }
@@ -1256,6 +1292,11 @@ impl ControlPlane for GdmaControlPlane {
                     }
                 }
             }
+        }
+        if dead {
+            // Not sent: the channel no longer answers, or the device is gone.
+            let left = self.teardown_commands_left();
+            self.cmd.refused(left.saturating_sub(failed_cmd as u64));
         }
         // The SMC is its own path: a silent channel does not stop DESTROY_HWC, a dead device
         // does (§10.2 pitfall 17).
