@@ -607,7 +607,18 @@ impl ManaRxq {
             // The packets take the next `c` posted descriptors (checked above against the
             // posted count, so every slot holds its mbuf).
             let at = (next & mask) as usize;
-            if let Some(run) = descs.get_mut(at..at + c) {
+            if let Some(run) = descs.get_mut(at..at + 4).filter(|_| c == 4)
+                && let Ok(run) = <&mut [Option<Mbuf>; 4]>::try_from(run)
+            {
+                // A full coalesced CQE in one run of slots (the common case): unrolled.
+                for (k, m) in run.iter_mut().enumerate() {
+                    if let Some(m) = m {
+                        let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
+                        m.rx_set_hashed(headroom, lens[k] as u16, port, ol, hash);
+                    }
+                }
+                len_sum += (lens[0] + lens[1] + lens[2] + lens[3]) as u64;
+            } else if let Some(run) = descs.get_mut(at..at + c) {
                 // One contiguous run of slots (the ring does not wrap inside it).
                 for (k, m) in run.iter_mut().enumerate() {
                     if let Some(m) = m {
