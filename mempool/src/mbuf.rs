@@ -692,8 +692,13 @@ impl Mbuf {
     #[inline]
     pub fn free_slots(slots: &mut [Option<Mbuf>]) -> usize {
         let mut n = 0;
-        // The pool of the simple mbufs gathered in `objs`; the cold path changes it.
-        let mut pool: *const PoolInner = ptr::null();
+        // The pool of the simple mbufs gathered in `objs`: the first mbuf's (so that a run of
+        // one pool never takes the cold path); the cold path changes it.
+        let mut pool: *const PoolInner = match slots.iter().flatten().next() {
+            // SAFETY: a valid header of an mbuf we own; a plain read of its pool pointer.
+            Some(m) => unsafe { (*m.0.as_ptr()).pool },
+            None => return 0,
+        };
         for chunk in slots.chunks_mut(64) {
             // Objects of simple mbufs of `pool`: `objs[..k]` are written, at most one per slot
             // of the chunk (so never more than 64). `k` is a local of its own, so it stays in a

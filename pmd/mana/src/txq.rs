@@ -338,7 +338,11 @@ impl ManaTxq {
         loop {
             // The common case, read in place: a success for the oldest burst's last WQE.
             let mut cq = self.cq.reader();
-            if let Peek::Entry(off, info) = cq.peek()
+            let head = cq.peek();
+            if let Peek::Empty = head {
+                break;
+            }
+            if let Peek::Entry(off, info) = head
                 && self.offsets == Offsets::Trusted
                 && info.wq_num() == self.ids.sq_id
                 && info.is_sq()
@@ -698,7 +702,7 @@ impl TxBurst for ManaTxq {
         let room = (self.sq_bu - self.tail_bu.wrapping_sub(self.head_bu)) as usize;
         let start = end.next_multiple_of(64);
         for k in (start - end..(n.min(room) * 32).min(size)).step_by(64) {
-            self.sq.win.prefetch_write((end + k) & (size - 1));
+            ring.prefetch_write(end + k);
         }
         self.stats.packets.add(n as u64);
         self.stats.bytes.add(bytes);
