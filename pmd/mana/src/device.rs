@@ -1014,6 +1014,7 @@ pub(crate) fn queue_xstats(refs: &StatsRefs, c: &PortCounters, out: &mut Vec<XSt
         out.push(XStat::new(format!("tx_q{i}_packets"), q.packets.get()));
         out.push(XStat::new(format!("tx_q{i}_bytes"), q.bytes.get()));
         out.push(XStat::new(format!("tx_q{i}_errors"), q.errors.get()));
+        out.push(XStat::new(format!("tx_q{i}_completions"), x.completions.get()));
         out.push(XStat::new(format!("tx_q{i}_cqe_bad"), x.cqe_bad.get()));
         out.push(XStat::new(format!("tx_q{i}_cqe_bad_owner"), x.cqe_bad_owner.get()));
         out.push(XStat::new(format!("tx_q{i}_cqe_bad_offset"), x.cqe_bad_offset.get()));
