@@ -528,19 +528,6 @@ impl Mbuf {
         };
     }
 
-    /// Hints the CPU to fetch both header cache lines (what a free reads: refcount, flags,
-    /// chain, pool).
-    #[inline(always)]
-    pub fn prefetch_header(&self) {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        // SAFETY: as for `prefetch`; both lines are inside the 128-byte header.
-        unsafe {
-            let p = self.0.as_ptr().cast::<i8>();
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p);
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.add(64));
-        };
-    }
-
     /// Hints the CPU to fetch the header's second cache line (chain, pool, flags: what a free
     /// reads beyond the first), for a driver that will free the mbuf soon.
     #[inline(always)]
@@ -572,27 +559,13 @@ impl Mbuf {
     }
 
     /// RX: [`Mbuf::rx_init`] for a driver that has already checked the length against its
-    /// pool's data room. It never fails: an offset or length that would not fit is cut to the
-    /// buffer (a wrong caller gets a short packet, never an access outside the buffer), so a
-    /// landing loop has no drop path.
+    /// pool's data room, also clearing `vlan_tci` and setting `rss_hash` to `hash` (meaningful
+    /// only with `MBUF_F_RX_RSS_HASH` in `ol_flags`). It never fails: an offset or length that
+    /// would not fit is cut to the buffer (a wrong caller gets a short packet, never an access
+    /// outside the buffer), so a landing loop has no drop path. The header is written in few,
+    /// wide stores.
     #[inline(always)]
-    pub fn rx_set(&mut self, data_off: u16, len: u16, port: u16, ol_flags: u64) {
-        let buf_len = self.buf_len();
-        let data_off = data_off.min(buf_len);
-        let len = len.min(buf_len - data_off);
-        set!(self, data_off, data_off);
-        set!(self, data_len, len);
-        set!(self, pkt_len, len as u32);
-        set!(self, port, port);
-        set!(self, ol_flags, ol_flags);
-        set!(self, packet_type, 0);
-    }
-
-    /// RX, the fast path's form of [`Self::rx_set`]: also clears `vlan_tci` and sets
-    /// `rss_hash` to `hash` (meaningful only with `MBUF_F_RX_RSS_HASH` in `ol_flags`), and
-    /// writes the header in fewer, wider stores. The length is clamped the same way.
-    #[inline(always)]
-    pub fn rx_set_hashed(&mut self, data_off: u16, len: u16, port: u16, ol_flags: u64, hash: u32) {
+    pub fn rx_set(&mut self, data_off: u16, len: u16, port: u16, ol_flags: u64, hash: u32) {
         let buf_len = self.buf_len();
         let data_off = data_off.min(buf_len);
         let len = len.min(buf_len - data_off);
@@ -798,22 +771,6 @@ impl Mbuf {
     }
 }
 
-/// Frees the chain at `h` the general way (chains, shared buffers, another pool, a full
-/// batch), keeping `batch` a run of objects of `*pool`: `free_slots`' cold path.
-///
-/// # Safety
-/// As for `free_chain`.
-#[cold]
-#[inline(never)]
-unsafe fn free_general(
-    h: *mut MbufHdr,
-    pool: &mut *const PoolInner,
-    batch: &mut ArrayVec<ObjPtr, 64>,
-) {
-    // SAFETY: forwarded.
-    unsafe { free_chain(h, pool, batch) }
-}
-
 /// Frees the chain at `h`: each segment whose last hold this was joins `batch`, which is
 /// flushed first when the segment belongs to another pool than `*pool` or the batch is full.
 ///
@@ -888,7 +845,7 @@ unsafe fn free_slot_slow(
     let mut batch = ArrayVec::<ObjPtr, 64>::new();
     // SAFETY: `h` is ours; the batch starts empty.
     unsafe {
-        free_general(h, &mut pool, &mut batch);
+        free_chain(h, &mut pool, &mut batch);
         flush(pool, &mut batch);
     }
     pool
@@ -1287,27 +1244,10 @@ impl MbufPool {
         Ok(())
     }
 
-    /// Allocates `n` mbufs into `out` without resetting their per-packet fields (lengths,
-    /// offset, flags are what the previous user left; refcount 1, one segment, no next, as
-    /// always). All or none. For a driver's RX refill, which sets every field when a packet
-    /// arrives and so need not touch the headers now.
-    #[inline]
-    pub fn alloc_bulk_stale<B: MbufBuf>(&self, out: &mut B, n: usize) -> Result<(), MempoolError> {
-        let (dst, room) = out.spare(n);
-        if room < n {
-            return Err(MempoolError::TableFull { len: 0, capacity: room, wanted: n });
-        }
-        // SAFETY: `dst` is valid for n writes.
-        if !unsafe { self.alloc_bulk_raw(dst, n) } {
-            return Err(self.pool.inner().exhausted(n));
-        }
-        // SAFETY: n slots written.
-        unsafe { out.commit(n) };
-        Ok(())
-    }
-
     /// Fills every slot of `slots` (a driver's descriptor ring) with a fresh mbuf, without
-    /// resetting them (as [`MbufPool::alloc_bulk_stale`]): all or none. False, with nothing
+    /// resetting its per-packet fields (lengths, offset, flags are what the previous user left;
+    /// refcount 1, one segment, no next, as always): all or none. For a driver's RX refill,
+    /// which sets every field when a packet arrives and so need not touch the headers now. False, with nothing
     /// allocated and no error value built (the RX refill path must not allocate), when the pool
     /// cannot give `slots.len()` objects.
     ///

@@ -168,27 +168,6 @@ impl Window {
         let _ = off;
     }
 
-    /// Hints the CPU to fetch the cache line holding offset `off` for writing (`prefetchw`: the
-    /// line arrives exclusive, so the stores that follow do not wait for ownership). Nothing
-    /// happens out of bounds or off x86-64; CPUs without the instruction treat it as a no-op.
-    #[inline(always)]
-    pub fn prefetch_write(&self, off: usize) {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        if off < self.len {
-            // SAFETY: `prefetchw` is a hint: it never faults, changes no memory and no register;
-            // the address is inside the mapped window anyway.
-            unsafe {
-                core::arch::asm!(
-                    "prefetchw [{p}]",
-                    p = in(reg) self.ptr.add(off),
-                    options(nostack, preserves_flags, readonly)
-                )
-            };
-        }
-        #[cfg(any(not(target_arch = "x86_64"), miri))]
-        let _ = off;
-    }
-
     /// Fills `[off, off + len)` with `byte`. False if out of bounds.
     pub fn fill(&self, off: usize, len: usize, byte: u8) -> bool {
         if !self.fits(off, len) {

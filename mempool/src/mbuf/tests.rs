@@ -337,7 +337,7 @@ fn slot_contents_move_into_a_burst_in_order_with_gaps_skipped() {
 fn rx_set_never_leaves_the_buffer() {
     let p = pool("rx-set", 2);
     let mut m = p.alloc().unwrap();
-    m.rx_set(128, 60, 3, 0x2);
+    m.rx_set(128, 60, 3, 0x2, 0);
     assert_eq!(
         (m.data_off(), m.data_len(), m.pkt_len(), m.port(), m.ol_flags()),
         (128, 60, 60, 3, 2)
@@ -345,21 +345,21 @@ fn rx_set_never_leaves_the_buffer() {
     let (iova, len) = m.data_iova_len();
     assert_eq!((iova, len), (m.data_iova(), 60));
     // Too long for the buffer: cut to it.
-    m.rx_set(128, u16::MAX, 3, 0);
+    m.rx_set(128, u16::MAX, 3, 0, 0);
     assert_eq!(m.data_len() as usize, m.buf_len() as usize - 128);
-    m.rx_set(u16::MAX, 10, 3, 0);
+    m.rx_set(u16::MAX, 10, 3, 0, 0);
     assert_eq!((m.data_off(), m.data_len()), (m.buf_len(), 0));
     drop(m);
     assert!(p.audit().is_complete());
 }
 
 #[test]
-fn rx_set_hashed_sets_every_rx_field_and_stays_in_the_buffer() {
+fn rx_set_sets_the_hash_and_clears_the_vlan_tag() {
     let p = pool("rx-set-hashed", 2);
     let mut m = p.alloc().unwrap();
     m.set_vlan_tci(7);
     m.set_packet_type(9);
-    m.rx_set_hashed(128, 60, 3, 0x2, 0xdead_beef);
+    m.rx_set(128, 60, 3, 0x2, 0xdead_beef);
     assert_eq!(
         (m.data_off(), m.data_len(), m.pkt_len(), m.port(), m.ol_flags()),
         (128, 60, 60, 3, 2)
@@ -369,10 +369,10 @@ fn rx_set_hashed_sets_every_rx_field_and_stays_in_the_buffer() {
     assert_eq!((m.nb_segs(), m.refcnt()), (1, 1));
     assert_eq!(m.data(), &m.to_vec()[..]);
     // Too long for the buffer: cut to it, as rx_set does.
-    m.rx_set_hashed(128, u16::MAX, 3, 0, 0);
+    m.rx_set(128, u16::MAX, 3, 0, 0);
     assert_eq!(m.data_len() as usize, m.buf_len() as usize - 128);
     assert_eq!(m.pkt_len(), m.data_len() as u32);
-    m.rx_set_hashed(u16::MAX, 10, 3, 0, 0);
+    m.rx_set(u16::MAX, 10, 3, 0, 0);
     assert_eq!((m.data_off(), m.data_len(), m.pkt_len()), (m.buf_len(), 0, 0));
     drop(m);
     assert!(p.audit().is_complete());

@@ -674,15 +674,7 @@ impl PortDriver for RingPort {
     fn xstats(&self) -> EthResult<Vec<XStat>> {
         let s = self.stats()?;
         let tx_err: Vec<u64> = lock(&self.st).tx_stats.iter().map(|q| q.errors.get()).collect();
-        let mut v = vec![
-            XStat::new("rx_good_packets", s.ipackets),
-            XStat::new("tx_good_packets", s.opackets),
-            XStat::new("rx_good_bytes", s.ibytes),
-            XStat::new("tx_good_bytes", s.obytes),
-            XStat::new("rx_missed_errors", s.imissed),
-            XStat::new("rx_errors", s.ierrors),
-            XStat::new("tx_errors", s.oerrors),
-        ];
+        let mut v = s.basic_xstats();
         for (i, (p, b)) in s.q_ipackets.iter().zip(&s.q_ibytes).enumerate() {
             v.push(XStat::new(format!("rx_q{i}_packets"), *p));
             v.push(XStat::new(format!("rx_q{i}_bytes"), *b));

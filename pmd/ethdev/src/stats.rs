@@ -84,6 +84,20 @@ pub struct PortStats {
 }
 
 impl PortStats {
+    /// The port-wide extended statistics every driver that counts errors reports first, DPDK's
+    /// names: good packets and bytes each way, missed, RX and TX errors.
+    pub fn basic_xstats(&self) -> Vec<XStat> {
+        vec![
+            XStat::new("rx_good_packets", self.ipackets),
+            XStat::new("tx_good_packets", self.opackets),
+            XStat::new("rx_good_bytes", self.ibytes),
+            XStat::new("tx_good_bytes", self.obytes),
+            XStat::new("rx_missed_errors", self.imissed),
+            XStat::new("rx_errors", self.ierrors),
+            XStat::new("tx_errors", self.oerrors),
+        ]
+    }
+
     /// `self - base`, field by field (a reset keeps `base`).
     pub fn since(&self, base: &PortStats) -> PortStats {
         let v = |a: &[u64], b: &[u64]| -> Vec<u64> {

@@ -37,7 +37,7 @@ pub enum Polled {
     BadOwner,
 }
 
-/// What the fast path's look at the head entry found ([`CqPoller::peek`]).
+/// What a look at the head entry found ([`CqReader::peek`]).
 #[derive(Debug)]
 pub enum Peek {
     /// An entry of this lap: its byte offset in the ring and its info dword.
@@ -54,7 +54,7 @@ pub struct CqReader {
     slots: SlotRing64,
     owner: OwnerRing,
     /// Entries consumed (free-running).
-    pub head: u32,
+    head: u32,
 }
 
 impl CqReader {
@@ -137,23 +137,11 @@ impl CqPoller {
     /// Takes the entry at the head, if the device wrote one.
     #[inline(always)]
     pub fn poll(&mut self) -> Polled {
-        let off = (self.owner.slot(self.head) * 64) as usize;
-        // CQ-A1: Acquire load of the info dword (owner bits); pairs with the device's Release
-        // store of it after the body.
-        let Some(last) = self.ring.win.load_u32(off + 60, Ordering::Acquire) else {
-            return Polled::Empty;
-        };
-        let info = CqeInfo(last);
-        match self.owner.classify(self.head, info.owner_bits()) {
-            OwnerState::Empty => Polled::Empty,
-            OwnerState::Overflow => self.overflow(),
-            OwnerState::Valid => {
-                let mut bytes = [0u8; 60];
-                self.ring.win.read(off, &mut bytes);
-                let mut data = [0u32; 15];
-                for (d, c) in data.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *d = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
+        match self.reader().peek() {
+            Peek::Empty => Polled::Empty,
+            Peek::Other => self.overflow(),
+            Peek::Entry(off, info) => {
+                let data = core::array::from_fn(|i| self.slots.load(off, i));
                 self.head = self.head.wrapping_add(1);
                 Polled::Entry(CqEntry { data, info })
             }
@@ -185,19 +173,15 @@ impl CqPoller {
     #[inline(never)]
     fn overflow(&mut self) -> Polled {
         for ahead in 1..=OVERFLOW_SCAN.min(self.entries() - 1) {
-            let i = self.head.wrapping_add(ahead);
-            let off = (self.owner.slot(i) * 64) as usize;
-            // CQ-A1 again, for a later entry.
-            let Some(last) = self.ring.win.load_u32(off + 60, Ordering::Acquire) else {
-                return Polled::Empty;
-            };
-            match self.owner.classify(i, CqeInfo(last).owner_bits()) {
-                OwnerState::Valid => {
+            // CQ-A1 again (in `peek`), for a later entry.
+            let later = CqReader { head: self.head.wrapping_add(ahead), ..self.reader() };
+            match later.peek() {
+                Peek::Entry(..) => {
                     self.head = self.head.wrapping_add(1);
                     return Polled::BadOwner;
                 }
-                OwnerState::Empty => return Polled::Empty,
-                OwnerState::Overflow => {}
+                Peek::Empty => return Polled::Empty,
+                Peek::Other => {}
             }
         }
         Polled::Empty

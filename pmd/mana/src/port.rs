@@ -138,16 +138,8 @@ impl PortDriver for ManaPort {
 
     fn xstats(&self) -> EthResult<Vec<XStat>> {
         let s = self.stats()?;
-        let mut v = vec![
-            XStat::new("rx_good_packets", s.ipackets),
-            XStat::new("tx_good_packets", s.opackets),
-            XStat::new("rx_good_bytes", s.ibytes),
-            XStat::new("tx_good_bytes", s.obytes),
-            XStat::new("rx_missed_errors", s.imissed),
-            XStat::new("rx_errors", s.ierrors),
-            XStat::new("tx_errors", s.oerrors),
-            XStat::new("rx_mbuf_allocation_errors", s.rx_nombuf),
-        ];
+        let mut v = s.basic_xstats();
+        v.push(XStat::new("rx_mbuf_allocation_errors", s.rx_nombuf));
         {
             let refs = self.dev.stats_refs(self.vport);
             let refs = refs.lock().unwrap_or_else(|e| e.into_inner());

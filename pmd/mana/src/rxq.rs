@@ -603,59 +603,53 @@ impl ManaRxq {
                 break Stop::Other;
             }
             // Per-packet info k: dwords 2+3k (length in the low 16 bits) and 4+3k (hash); a
-            // zero length ends a coalesced list. All four are read (inside the entry whatever
-            // its type); only the first `c` count, the others read as 0.
-            let l = [2, 5, 8, 11].map(|d| cq.dword(off, d) & 0xffff);
+            // zero length ends a coalesced list. All four lengths are read (inside the entry
+            // whatever its type); only the first `c` count.
+            let lens = [2, 5, 8, 11].map(|d| cq.dword(off, d) & 0xffff);
             // How many packets (a zero length ends the list) and the longest of them.
             let (c, longest) = if t == CQE_RX_OKAY {
-                ((l[0] != 0) as usize, l[0])
-            } else if l.iter().all(|&x| x != 0) {
-                (4, l[0].max(l[1]).max(l[2].max(l[3])))
+                ((lens[0] != 0) as usize, lens[0])
+            } else if lens.iter().all(|&x| x != 0) {
+                (4, lens[0].max(lens[1]).max(lens[2].max(lens[3])))
             } else {
-                let c = l.iter().take_while(|&&x| x != 0).count();
-                (c, l[..c].iter().copied().max().unwrap_or(0))
+                let c = lens.iter().take_while(|&&x| x != 0).count();
+                (c, lens[..c].iter().copied().max().unwrap_or(0))
             };
             if c == 0 || longest > buf_len || n + c > posted {
                 break Stop::Other;
             }
-            let lens = l;
             // Most CQEs carry the flags of the one before.
             if flags.0 != last_flags {
                 (last_flags, last_ol) = (flags.0, report.ol_flags(flags));
             }
             let ol = last_ol;
             let hashed = ol & MBUF_F_RX_RSS_HASH != 0;
-            // The packets take the next `c` posted descriptors (checked above against the
-            // posted count, so every slot holds its mbuf).
+            // Packet k lands in `slot` (checked above against the posted count: it holds its
+            // mbuf).
+            let mut land = |slot: &mut Option<Mbuf>, k: usize| {
+                if let Some(m) = slot {
+                    let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
+                    m.rx_set(headroom, lens[k & 3] as u16, port, ol, hash);
+                    len_sum += lens[k & 3] as u64;
+                }
+            };
+            // The packets take the next `c` posted descriptors: one run of slots unless the
+            // ring wraps inside it; a full coalesced CQE (the common case) as a fixed-length,
+            // unrolled loop.
             let at = (next & mask) as usize;
             if let Some(run) = descs.get_mut(at..at + 4).filter(|_| c == 4)
                 && let Ok(run) = <&mut [Option<Mbuf>; 4]>::try_from(run)
             {
-                // A full coalesced CQE in one run of slots (the common case): unrolled.
-                for (k, m) in run.iter_mut().enumerate() {
-                    if let Some(m) = m {
-                        let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
-                        m.rx_set_hashed(headroom, lens[k] as u16, port, ol, hash);
-                    }
+                for (k, slot) in run.iter_mut().enumerate() {
+                    land(slot, k);
                 }
-                len_sum += (lens[0] + lens[1] + lens[2] + lens[3]) as u64;
             } else if let Some(run) = descs.get_mut(at..at + c) {
-                // One contiguous run of slots (the ring does not wrap inside it).
-                for (k, m) in run.iter_mut().enumerate() {
-                    if let Some(m) = m {
-                        let len = lens[k & 3];
-                        let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
-                        m.rx_set_hashed(headroom, len as u16, port, ol, hash);
-                        len_sum += len as u64;
-                    }
+                for (k, slot) in run.iter_mut().enumerate() {
+                    land(slot, k);
                 }
             } else {
-                for (k, &len) in lens[..c].iter().enumerate() {
-                    if let Some(m) = &mut descs[(next.wrapping_add(k as u32) & mask) as usize] {
-                        let hash = if hashed { cq.dword(off, 4 + 3 * k) } else { 0 };
-                        m.rx_set_hashed(headroom, len as u16, port, ol, hash);
-                        len_sum += len as u64;
-                    }
+                for k in 0..c {
+                    land(&mut descs[(next.wrapping_add(k as u32) & mask) as usize], k);
                 }
             }
             // The refill at the end of the burst posts a WQE for each of these packets into

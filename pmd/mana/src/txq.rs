@@ -386,21 +386,10 @@ impl ManaTxq {
                 self.x.cqe_bad.inc();
                 continue;
             }
-            // The WQE the CQE names (TxCompOffsets in dword 2: offset in bits 5..32).
+            // The WQE the CQE names (TxCompOffsets in dword 2: offset in bits 5..32). The common
+            // case (a success for the oldest burst's last WQE) was taken above.
             let o = e.data[2] >> 5;
-            // The common case: a success for the oldest burst's last WQE.
-            let upto = match self.first_end() {
-                Some(end)
-                    if t == CQE_TX_OKAY
-                        && self.offsets == Offsets::Trusted
-                        && self.meta[(end & self.desc_mask) as usize].pos() & TX_OFFSET_MASK
-                            == o =>
-                {
-                    Some(end)
-                }
-                _ => self.slow_upto(t, o),
-            };
-            let Some(upto) = upto else { continue };
+            let Some(upto) = self.slow_upto(t, o) else { continue };
             self.complete_upto(upto);
             self.x.completions.inc();
             if t != CQE_TX_OKAY {
@@ -636,7 +625,10 @@ impl TxBurst for ManaTxq {
         let metas = &mut meta[..=mask as usize];
         let slice = &mut pkts.as_mut_slice()[..want];
         let mut n = 0usize;
-        let tx_mask = MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN;
+        let common = |m: &Mbuf| {
+            m.nb_segs() == fast_segs
+                && m.ol_flags() & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
+        };
         while n < slice.len() {
             // A run of common packets: one segment, no offload, 32 bytes and one basic unit
             // each, as many as there is room for.
@@ -644,7 +636,7 @@ impl TxBurst for ManaTxq {
             let run_end = n + (slice.len() - n).min(room_bu as usize);
             let mut k = 0u32;
             for m in &slice[run_start..run_end] {
-                if m.nb_segs() != fast_segs || m.ol_flags() & tx_mask != 0 {
+                if !common(m) {
                     break;
                 }
                 let (iova, dlen) = m.data_iova_len();
@@ -672,7 +664,7 @@ impl TxBurst for ManaTxq {
                 break;
             }
             let m = &mut slice[n];
-            if m.nb_segs() == fast_segs && m.ol_flags() & tx_mask == 0 {
+            if common(m) {
                 // A common packet the ring has no room for.
                 self.x.ring_full.inc();
                 break;

@@ -62,6 +62,25 @@ fn setup(p: &Port, pool: &MbufPool, nq: u16, conf: &PortConf) {
     p.start().unwrap();
 }
 
+/// One queue pair with `rxd` RX and `txd` TX descriptors, default configuration, started.
+fn setup_sized(p: &Port, pool: &MbufPool, rxd: u16, txd: u16) {
+    p.configure(1, 1, &PortConf::default()).unwrap();
+    p.rx_queue_setup(0, rxd, pool).unwrap();
+    p.tx_queue_setup(0, txd).unwrap();
+    p.start().unwrap();
+}
+
+/// Stops every port, checks that every mbuf of `pool` came back, then closes them.
+fn stop_check_close(ports: &[Port], pool: &MbufPool) {
+    for p in ports {
+        p.stop().unwrap();
+    }
+    assert_eq!(pool.in_use_count(), 0, "every mbuf back after stop");
+    for p in ports {
+        p.close().unwrap();
+    }
+}
+
 #[test]
 fn frames_cross_a_pair_both_ways_and_every_mbuf_comes_back() {
     let mut reg = registry(None);
@@ -112,13 +131,7 @@ fn frames_cross_a_pair_both_ways_and_every_mbuf_comes_back() {
     let s = b.stats().unwrap();
     assert_eq!((s.ipackets, s.opackets), (640, 640));
     drop((txa, rxb, txb, rxa));
-    for p in &ports {
-        p.stop().unwrap();
-    }
-    assert_eq!(mp.in_use_count(), 0, "every mbuf back after stop");
-    for p in &ports {
-        p.close().unwrap();
-    }
+    stop_check_close(&ports, &mp);
 }
 
 #[test]
@@ -130,10 +143,7 @@ fn coalesced_completions_straddling_the_ring_end_and_short_bursts_lose_and_reord
     let ports = reg.probe("mana:emu,vports=2,wire=pair").unwrap();
     let mp = pool("e2e-straddle", 1024);
     for p in &ports {
-        p.configure(1, 1, &PortConf::default()).unwrap();
-        p.rx_queue_setup(0, 64, &mp).unwrap();
-        p.tx_queue_setup(0, 64).unwrap();
-        p.start().unwrap();
+        setup_sized(p, &mp, 64, 64);
     }
     let (a, b) = (&ports[0], &ports[1]);
     let mut txa = a.tx_queue(0).unwrap();
@@ -176,13 +186,7 @@ fn coalesced_completions_straddling_the_ring_end_and_short_bursts_lose_and_reord
     let s = b.stats().unwrap();
     assert_eq!((s.ipackets, s.ierrors), (total, 0));
     drop((txa, rxb));
-    for p in &ports {
-        p.stop().unwrap();
-    }
-    assert_eq!(mp.in_use_count(), 0, "every mbuf back after stop");
-    for p in &ports {
-        p.close().unwrap();
-    }
+    stop_check_close(&ports, &mp);
 }
 
 #[test]
@@ -193,10 +197,7 @@ fn tx_asks_for_a_completion_every_quarter_ring_and_never_stalls_on_single_packet
     let ports = reg.probe("mana:emu,vports=2,wire=pair").unwrap();
     let mp = pool("e2e-comp", 1024);
     for p in &ports {
-        p.configure(1, 1, &PortConf::default()).unwrap();
-        p.rx_queue_setup(0, 256, &mp).unwrap();
-        p.tx_queue_setup(0, 64).unwrap();
-        p.start().unwrap();
+        setup_sized(p, &mp, 256, 64);
     }
     let (a, b) = (&ports[0], &ports[1]);
     let mut txa = a.tx_queue(0).unwrap();
@@ -233,13 +234,7 @@ fn tx_asks_for_a_completion_every_quarter_ring_and_never_stalls_on_single_packet
     // was not asked for yet are still out.
     assert_eq!(mp.in_use_count(), 2 * 256 + 8);
     drop((txa, rxb));
-    for p in &ports {
-        p.stop().unwrap();
-    }
-    assert_eq!(mp.in_use_count(), 0, "every mbuf back after stop");
-    for p in &ports {
-        p.close().unwrap();
-    }
+    stop_check_close(&ports, &mp);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -490,10 +490,11 @@ fn poll_events_sees_test_events_and_a_reset_request() {
     assert!(cp.gone_reason().is_some());
     // Commands fail at once, nothing reaches the device.
     let before = all_requests(&dev);
-    let t0 = Instant::now();
+    let (timeouts, hung, refused, bring_ups) = cmd_counts(&cp);
     assert!(matches!(cp.query_vport(0), Err(CpError::DeviceGone { .. })));
     assert!(matches!(cp.destroy_wq(&o), Err(CpError::DeviceGone { .. })));
-    assert!(t0.elapsed() < Duration::from_secs(1), "no wait for a timeout");
+    // Refused, not waited for: no timeout of either kind.
+    assert_eq!(cmd_counts(&cp), (timeouts, hung, refused + 2, bring_ups), "no wait for a timeout");
     cp.tear_down().unwrap();
     assert_eq!(all_requests(&dev), before, "no teardown command on a resetting device");
     assert!(cp.wq_objects().is_empty());
@@ -542,7 +543,6 @@ fn mark_gone_fails_commands_at_once() {
     let o = cp.create_wq(&rings.spec(vport, WqKind::Sq)).unwrap();
     cp.mark_gone("the test says so");
     let before = all_requests(&dev);
-    let t0 = Instant::now();
     for _ in 0..100 {
         assert!(
             matches!(cp.query_vport(0), Err(CpError::DeviceGone { why }) if why == "the test says so")
@@ -554,7 +554,6 @@ fn mark_gone_fails_commands_at_once() {
     ));
     assert!(matches!(cp.device_stats(), Err(CpError::DeviceGone { .. })));
     assert!(matches!(cp.destroy_wq(&o), Err(CpError::DeviceGone { .. })));
-    assert!(t0.elapsed() < Duration::from_secs(1), "no wait for a timeout: {:?}", t0.elapsed());
     // 100 QUERY_VPORT_CONFIG, CREATE_WQ_OBJ, QUERY_GF_STAT, DESTROY_WQ_OBJ: refused, no timeout.
     assert_eq!(cmd_counts(&cp), (0, 0, 103, 1));
     cp.tear_down().unwrap();
