@@ -22,6 +22,7 @@ pub mod segment;
 pub mod shm;
 pub mod tsc;
 
+pub use mbuf::held::HeldRing;
 pub use mbuf::{Mbuf, MbufBuf, MbufPool, MbufPoolConfig};
 pub use pool::{Audit, Mempool, MempoolConfig, MempoolError, ObjPtr, ObjTable};
 pub use segment::{HugePolicy, MemSegment, SegmentError};

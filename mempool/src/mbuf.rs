@@ -6,9 +6,10 @@
 //! +128    private area (priv_size bytes, for the application)
 //! +128+p  buffer: headroom (128 bytes by default) then data room (2048 by default)
 //! ```
-//! The header's first line holds what RX touches: buffer address and IOVA, data offset, refcount,
-//! segment count, port, offload flags, packet type, packet and data lengths, VLAN TCI and RSS
-//! hash. The second holds the pool, the next-segment link, TX offload lengths and the rest.
+//! The header's first line holds what RX touches and what tells whether an mbuf can go straight
+//! back to its pool: buffer address and IOVA, data offset, refcount, segment count, port, offload
+//! flags, packet type, packet and data lengths, VLAN TCI, RSS hash and the pool (at DPDK's offset,
+//! 56). The second holds the next-segment link, user data, TX offload lengths and the rest.
 //!
 //! # Ownership
 //! [`Mbuf`] is one pointer wide (`#[repr(transparent)]`), owns its header, and frees itself (and
@@ -84,7 +85,7 @@ pub mod ol {
 /// The mbuf header (DPDK `struct rte_mbuf`'s two cache lines, our field set).
 #[repr(C, align(64))]
 pub struct MbufHdr {
-    // ---- cache line 0: what RX touches ----
+    // ---- cache line 0: what RX touches, and what a free checks ----
     buf_addr: *mut u8,
     buf_iova: u64,
     data_off: u16,
@@ -100,10 +101,10 @@ pub struct MbufHdr {
     hash_hi: u32,
     vlan_tci_outer: u16,
     buf_len: u16,
-    udata64: u64,
-    // ---- cache line 1: pool, chain, TX, bookkeeping ----
-    next: *mut MbufHdr,
     pool: *const PoolInner,
+    // ---- cache line 1: chain, TX, bookkeeping ----
+    next: *mut MbufHdr,
+    udata64: u64,
     tx_offload: u64,
     /// For an indirect mbuf: the mbuf whose buffer it uses (null when direct).
     direct: *mut MbufHdr,
@@ -135,9 +136,9 @@ const _: () = {
     assert!(offset_of!(MbufHdr, rss_hash) == 44);
     assert!(offset_of!(MbufHdr, vlan_tci_outer) == 52);
     assert!(offset_of!(MbufHdr, buf_len) == 54);
-    assert!(offset_of!(MbufHdr, udata64) == 56);
+    assert!(offset_of!(MbufHdr, pool) == 56);
     assert!(offset_of!(MbufHdr, next) == 64);
-    assert!(offset_of!(MbufHdr, pool) == 72);
+    assert!(offset_of!(MbufHdr, udata64) == 72);
     assert!(offset_of!(MbufHdr, tx_offload) == 80);
     assert!(size_of::<Mbuf>() == size_of::<*mut u8>());
     assert!(size_of::<Option<Mbuf>>() == size_of::<*mut u8>());
@@ -524,19 +525,6 @@ impl Mbuf {
         unsafe {
             core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
                 self.0.as_ptr().cast::<i8>(),
-            )
-        };
-    }
-
-    /// Hints the CPU to fetch the header's second cache line (chain, pool, flags: what a free
-    /// reads beyond the first), for a driver that will free the mbuf soon.
-    #[inline(always)]
-    pub fn prefetch_free(&self) {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        // SAFETY: as for `prefetch`; the line is inside the 128-byte header.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                self.0.as_ptr().cast::<i8>().add(64),
             )
         };
     }
@@ -1298,6 +1286,8 @@ fn obj_to_hdr(obj: ObjPtr) -> NonNull<MbufHdr> {
 const _: () = assert!(size_of::<Mbuf>() == size_of::<ObjPtr>());
 // And `Option<Mbuf>` with them, for `alloc_into_slots`.
 const _: () = assert!(size_of::<Option<Mbuf>>() == size_of::<ObjPtr>());
+
+pub mod held;
 
 #[cfg(test)]
 mod tests;

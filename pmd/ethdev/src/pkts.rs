@@ -3,7 +3,7 @@
 #![allow(unsafe_code)]
 
 use arrayvec::ArrayVec;
-use pmd_mempool::{Mbuf, MbufBuf};
+use pmd_mempool::{HeldRing, Mbuf, MbufBuf};
 
 /// Most packets in one burst (DPDK testpmd's `MAX_PKT_BURST`).
 pub const MAX_PKT_BURST: usize = 512;
@@ -44,45 +44,12 @@ impl Pkts {
         self.v.try_push(m).map_err(|e| e.element())
     }
 
-    /// Moves the first `n` packets (all of them if fewer) into `slots`, in order, one per slot
-    /// from `start` on, wrapping at the end (a driver's descriptor ring; `slots.len()` must be
-    /// at least `n`); the rest move to the front. Slots are expected empty: an mbuf still in one
-    /// is freed. Returns how many moved.
-    #[inline]
-    pub fn move_front_to_slots(
-        &mut self,
-        n: usize,
-        slots: &mut [Option<Mbuf>],
-        start: usize,
-    ) -> usize {
-        let n = n.min(self.v.len()).min(slots.len());
-        if n == 0 {
-            return 0;
-        }
-        let start = start % slots.len();
-        let first = n.min(slots.len() - start);
-        let (low, high) = slots.split_at_mut(start);
-        let (a, b) = (&mut high[..first], &mut low[..n - first]);
-        if !(Mbuf::slots_all_empty(a) && Mbuf::slots_all_empty(b)) {
-            for s in a.iter_mut().chain(b.iter_mut()) {
-                drop(s.take());
-            }
-        }
-        let len = self.v.len();
-        // SAFETY: the first n handles are copied into n empty slots (`Option<Mbuf>` has
-        // `Mbuf`'s layout, `Some` for a non-null handle), so they move there; the remaining
-        // len - n handles then move down to the front, and the length is set to what is left,
-        // so every handle is owned exactly once and none is dropped.
-        unsafe {
-            let src = self.v.as_ptr();
-            let dst = slots.as_mut_ptr().cast::<Mbuf>();
-            core::ptr::copy_nonoverlapping(src, dst.add(start), first);
-            core::ptr::copy_nonoverlapping(src.add(first), dst, n - first);
-            let p = self.v.as_mut_ptr();
-            core::ptr::copy(p.add(n), p, len - n);
-            self.v.set_len(len - n);
-        }
-        n
+    /// Moves the first `n` packets (all of them if fewer) into `held`'s slots from `start` on,
+    /// wrapping (see [`HeldRing::hold_front`]); the rest move to the front. Returns how many
+    /// moved.
+    #[inline(always)]
+    pub fn move_front_to_held(&mut self, n: usize, held: &mut HeldRing, start: usize) -> usize {
+        held.hold_front(&mut self.v, n, start)
     }
 
     /// The packets.
@@ -157,7 +124,7 @@ mod slot_tests {
     use pmd_mempool::{HugePolicy, MbufPool, MbufPoolConfig};
 
     #[test]
-    fn the_front_moves_into_ring_slots_wrapping_and_the_rest_stays_in_order() {
+    fn the_front_moves_into_held_slots_wrapping_and_the_rest_stays_in_order() {
         let mut c = MbufPoolConfig::new("pkts-slots", 32);
         c.cache_size = 0;
         c.huge = HugePolicy::Never;
@@ -168,15 +135,17 @@ mod slot_tests {
             m.set_port(i);
             p.push(m).unwrap();
         }
-        let mut slots: Vec<Option<Mbuf>> = (0..4).map(|_| None).collect();
+        let mut held = HeldRing::new(4);
         // An mbuf left in a slot is freed, not leaked.
-        slots[3] = Some(mp.alloc().unwrap());
-        assert_eq!(p.move_front_to_slots(3, &mut slots, 3), 3);
-        let ports: Vec<Option<u16>> = slots.iter().map(|s| s.as_ref().map(|m| m.port())).collect();
+        let mut first = Pkts::new();
+        first.push(mp.alloc().unwrap()).unwrap();
+        assert_eq!(first.move_front_to_held(1, &mut held, 3), 1);
+        assert_eq!(p.move_front_to_held(3, &mut held, 3), 3);
+        let ports: Vec<Option<u16>> = (0..4).map(|i| held.get(i).map(|m| m.port())).collect();
         assert_eq!(ports, vec![Some(1), Some(2), None, Some(0)]);
         assert_eq!(p.as_slice().iter().map(|m| m.port()).collect::<Vec<_>>(), vec![3, 4, 5]);
         assert_eq!(mp.in_use_count(), 6);
-        drop(slots);
+        drop(held);
         p.free_all();
         assert!(mp.audit().is_complete());
     }
