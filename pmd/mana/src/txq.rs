@@ -595,6 +595,42 @@ fn seed_pseudo_header(d: &mut [u8], l2: usize, l3: usize, ipv6: bool, tcp: bool,
     d[field..field + 2].copy_from_slice(&(sum as u16).to_be_bytes());
 }
 
+/// Whether `m` takes the common path: `fast_segs` segments (1, or 0 when the short OOB form is
+/// not allowed, so that no packet does) and no offload.
+#[inline(always)]
+fn is_common(m: &Mbuf, fast_segs: u16) -> bool {
+    m.nb_segs() == fast_segs
+        && m.ol_flags() & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
+}
+
+/// Writes the WQEs of the leading common packets of `pkts` (one segment, no offload: header,
+/// `w[1]` as the short OOB, one SGE) at consecutive SQ positions from `tb` on; returns how many
+/// it wrote and their bytes. `w` holds the header word, the OOB word and the memory key. Out of
+/// line, so that the loop has the registers to itself (inline, the OOB word, the key and the
+/// byte count lived on the stack).
+#[inline(never)]
+fn post_common(
+    ring: SlotRing32,
+    pkts: &[Mbuf],
+    tb: u32,
+    w: [u64; 3],
+    fast_segs: u16,
+) -> (u32, u64) {
+    let mut bytes = 0u64;
+    let mut at = tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize;
+    for (k, m) in pkts.iter().enumerate() {
+        if !is_common(m, fast_segs) {
+            return (k as u32, bytes);
+        }
+        let (iova, dlen) = m.data_iova_len();
+        ring.write(at, [w[0], w[1], iova, w[2] | (dlen as u64) << 32]);
+        // One segment: what goes on the wire is its data.
+        bytes += dlen as u64;
+        at = at.wrapping_add(GDMA_WQE_BU_SIZE as usize);
+    }
+    (pkts.len() as u32, bytes)
+}
+
 impl TxBurst for ManaTxq {
     #[inline]
     fn tx_burst(&mut self, pkts: &mut Pkts) -> usize {
@@ -626,29 +662,14 @@ impl TxBurst for ManaTxq {
         let metas = &mut meta[..=mask as usize];
         let slice = &mut pkts.as_mut_slice()[..want];
         let mut n = 0usize;
-        let common = |m: &Mbuf| {
-            m.nb_segs() == fast_segs
-                && m.ol_flags() & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
-        };
         while n < slice.len() {
             // A run of common packets: one segment, no offload, 32 bytes and one basic unit
             // each, as many as there is room for.
             let run_start = n;
             let run_end = n + (slice.len() - n).min(room_bu as usize);
-            let mut k = 0u32;
-            for m in &slice[run_start..run_end] {
-                if !common(m) {
-                    break;
-                }
-                let (iova, dlen) = m.data_iova_len();
-                ring.write(
-                    tb.wrapping_add(k).wrapping_mul(GDMA_WQE_BU_SIZE) as usize,
-                    [w0, w1, iova, key | (dlen as u64) << 32],
-                );
-                // One segment: what goes on the wire is its data.
-                bytes += dlen as u64;
-                k += 1;
-            }
+            let (k, run_bytes) =
+                post_common(ring, &slice[run_start..run_end], tb, [w0, w1, key], fast_segs);
+            bytes += run_bytes;
             // The run's WQEs are one basic unit each, at consecutive positions.
             let d0 = start_desc.wrapping_add(run_start as u32);
             for j in 0..k {
@@ -662,7 +683,7 @@ impl TxBurst for ManaTxq {
                 break;
             }
             let m = &mut slice[n];
-            if common(m) {
+            if is_common(m, fast_segs) {
                 // A common packet the ring has no room for.
                 self.x.ring_full.inc();
                 break;
