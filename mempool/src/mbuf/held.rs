@@ -115,9 +115,11 @@ impl HeldRing {
         self.slots.is_empty()
     }
 
-    /// The mbuf in slot `i` (taken modulo the ring's size).
-    pub fn get(&self, i: usize) -> Option<&Mbuf> {
-        self.slots[i & self.mask].as_ref()
+    /// The header address of the mbuf in slot `i` (taken modulo the ring's size), if the slot
+    /// holds one. An address, not a reference: through `&Mbuf` a caller could clone a held plain
+    /// mbuf, raising its refcount after it was classified.
+    pub fn addr_of(&self, i: usize) -> Option<usize> {
+        self.slots[i & self.mask].as_ref().map(|m| m.0.as_ptr() as usize)
     }
 
     /// Plain mbufs held.
@@ -297,15 +299,14 @@ mod tests {
             assert_eq!(src.iter().map(|m| m.port()).collect::<Vec<_>>(), vec![10, 11]);
             assert_eq!(r.plain_held(), 10);
             for (k, &addr) in addrs[..10].iter().enumerate() {
-                let m = r.get(12 + k).unwrap();
-                assert_eq!((m.as_raw().as_ptr() as usize, m.port()), (addr, k as u16));
+                assert_eq!(r.addr_of(12 + k), Some(addr));
             }
-            assert!(r.get(6).is_none() && r.get(11).is_none());
+            assert!(r.addr_of(6).is_none() && r.addr_of(11).is_none());
             assert_eq!(p.in_use_count(), 12);
             // A run that wraps, then the rest.
             assert_eq!(r.release(14, 5), 5);
             assert_eq!((r.plain_held(), p.in_use_count()), (5, 7));
-            assert!(r.get(15).is_none() && r.get(2).is_none() && r.get(3).is_some());
+            assert!(r.addr_of(15).is_none() && r.addr_of(2).is_none() && r.addr_of(3).is_some());
             assert_eq!(r.release(12, 2) + r.release(3, 3), 5);
             assert_eq!(r.plain_held(), 0);
             drop(src);

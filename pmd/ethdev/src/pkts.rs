@@ -135,14 +135,15 @@ mod slot_tests {
             m.set_port(i);
             p.push(m).unwrap();
         }
+        let addrs: Vec<usize> = p.as_slice().iter().map(|m| m.as_raw().as_ptr() as usize).collect();
         let mut held = HeldRing::new(4);
         // An mbuf left in a slot is freed, not leaked.
         let mut first = Pkts::new();
         first.push(mp.alloc().unwrap()).unwrap();
         assert_eq!(first.move_front_to_held(1, &mut held, 3), 1);
         assert_eq!(p.move_front_to_held(3, &mut held, 3), 3);
-        let ports: Vec<Option<u16>> = (0..4).map(|i| held.get(i).map(|m| m.port())).collect();
-        assert_eq!(ports, vec![Some(1), Some(2), None, Some(0)]);
+        let at: Vec<Option<usize>> = (0..4).map(|i| held.addr_of(i)).collect();
+        assert_eq!(at, vec![Some(addrs[1]), Some(addrs[2]), None, Some(addrs[0])]);
         assert_eq!(p.as_slice().iter().map(|m| m.port()).collect::<Vec<_>>(), vec![3, 4, 5]);
         assert_eq!(mp.in_use_count(), 6);
         drop(held);
