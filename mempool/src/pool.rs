@@ -506,6 +506,11 @@ impl Mempool {
         self.inner.cache_size
     }
 
+    /// Whether `other` is a handle to this same pool.
+    pub fn same_pool(&self, other: &Mempool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The segments holding the objects (to map them for the device).
     pub fn segments(&self) -> impl Iterator<Item = &MemSegment> {
         self.inner.spans.iter().map(|s| &s.seg)

@@ -80,6 +80,11 @@ pub trait PortDriver: Send + Sync + 'static {
     fn mtu_set(&self, _mtu: u16) -> EthResult<()> {
         Err(EthError::Unsupported { port: 0, op: "mtu_set", driver: self.info().driver })
     }
+    /// Makes `pool`'s memory reachable by the device, for sending its mbufs. Drivers whose
+    /// device does no DMA have nothing to do.
+    fn register_pool(&self, _pool: &MbufPool) -> EthResult<()> {
+        Ok(())
+    }
 }
 
 /// Where a port is in its life.
@@ -591,6 +596,19 @@ impl Port {
         )?;
         lock(&self.inner.book).conf.mtu = Some(mtu);
         Ok(())
+    }
+
+    /// Makes `pool`'s memory reachable by the device for sending mbufs of it (DPDK's mana
+    /// registers memory for TX on first use; here the application says which pools it sends
+    /// from). The pools of RX queues need not be registered: their queues do it. A packet whose
+    /// data the device cannot reach ends a TX burst and is counted (`tx_qN_unreachable`) rather
+    /// than sent. Registrations last until the port's device is closed.
+    pub fn register_pool(&self, pool: &MbufPool) -> EthResult<()> {
+        self.op(
+            "register_pool",
+            &[PortPhase::Unconfigured, PortPhase::Stopped, PortPhase::Started],
+            || self.inner.driver.register_pool(pool),
+        )
     }
 
     /// Registers a callback for events of `kind` (every kind if `None`). Callbacks run with no

@@ -31,6 +31,7 @@ pub use recovery::Hooks;
 
 use crate::cp::{CmdCounters, VportTx, WqKind, WqObj, WqSpec};
 use crate::cp::{ControlPlane, CpError, DeviceCaps, DeviceEvent, Doorbells, RxSteer, VportInfo};
+use crate::dma::DmaRanges;
 use crate::qmem::{RingArena, pow2_at_least};
 use crate::rxq::{ManaRxq, RxQueueIds, RxReport, RxXstats};
 use crate::state::{DevState, StateCell};
@@ -223,6 +224,11 @@ pub(crate) struct Worker {
     /// Device events seen, by kind.
     pub(crate) seen_resets: u64,
     pub(crate) seen_other: u64,
+    /// Memory the device can reach (registered pools), which TX checks its SGEs against.
+    dma: Arc<DmaRanges>,
+    /// Pools the application registered for TX (`Port::register_pool`), registered again at
+    /// every start in case the device was not up when they were given.
+    tx_pools: Vec<MbufPool>,
 }
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
@@ -330,6 +336,8 @@ impl Device {
             deferred: Vec::new(),
             seen_resets: 0,
             seen_other: 0,
+            dma: Arc::default(),
+            tx_pools: Vec::new(),
         };
         static NEXT_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let key = NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -646,8 +654,9 @@ impl Worker {
         let pools: Vec<MbufPool> =
             self.ports[p].rxq.iter().flatten().map(|s| s.pool.clone()).collect();
         let mut mem_key = caps.mem_key;
-        for pool in &pools {
-            mem_key = self.cp.register_pool(pool)?;
+        let tx_pools = self.tx_pools.clone();
+        for pool in pools.iter().chain(&tx_pools) {
+            mem_key = self.register_pool_mem(pool)?;
         }
         let st = &self.ports[p];
         let mut sizes = Vec::new();
@@ -762,6 +771,34 @@ impl Worker {
         Ok(())
     }
 
+    /// Registers `pool`'s memory with the device and records its ranges as reachable for TX;
+    /// returns the memory key.
+    fn register_pool_mem(&mut self, pool: &pmd_mempool::Mempool) -> Result<u32, CpError> {
+        let key = self.cp.register_pool(pool)?;
+        for seg in pool.segments() {
+            if !self.dma.add(seg.iova_base(), seg.len() as u64) {
+                return Err(CpError::Exhausted(format!(
+                    "more than {} registered memory ranges (pool {})",
+                    crate::dma::MAX_DMA_RANGES,
+                    pool.name()
+                )));
+            }
+        }
+        Ok(key)
+    }
+
+    /// Makes `pool` reachable by the device for TX: now if the device is up, and again at every
+    /// start (an RX pool of any port of the device already is).
+    pub(crate) fn register_tx_pool(&mut self, p: usize, pool: MbufPool) -> EthResult<()> {
+        if !self.tx_pools.iter().any(|t| t.same_pool(&pool)) {
+            self.tx_pools.push(pool.clone());
+        }
+        match self.register_pool_mem(&pool) {
+            Ok(_) | Err(CpError::NotUp) => Ok(()),
+            Err(e) => Err(cp_err(self.port_id(p), e)),
+        }
+    }
+
     /// A TX queue over a created SQ object.
     #[allow(clippy::too_many_arguments)]
     fn make_txq(
@@ -785,7 +822,7 @@ impl Worker {
         };
         let db_off = (db.page_offset + obj.db_page as u64 * db.page_size as u64) as usize;
         x.sq_id.store(obj.wq_id as u64, std::sync::atomic::Ordering::Relaxed);
-        let mut q = ManaTxq::new(sq, cq, nb, ids, db.win, db_off, stats, x)
+        let mut q = ManaTxq::new(sq, cq, nb, ids, db.win, db_off, stats, x, self.dma.clone())
             .ok_or_else(|| CpError::BadArg("TX queue geometry".into()))?;
         if self.opts.start_near_wrap {
             q.start_near_wrap();
@@ -1024,6 +1061,7 @@ pub(crate) fn queue_xstats(refs: &StatsRefs, c: &PortCounters, out: &mut Vec<XSt
         out.push(XStat::new(format!("tx_q{i}_err_gdma"), x.err_gdma.get()));
         out.push(XStat::new(format!("tx_q{i}_err_other"), x.err_other.get()));
         out.push(XStat::new(format!("tx_q{i}_too_many_segs"), x.too_many_segs.get()));
+        out.push(XStat::new(format!("tx_q{i}_unreachable"), x.unreachable.get()));
         let sq_id = x.sq_id.load(std::sync::atomic::Ordering::Relaxed);
         out.push(XStat::new(format!("tx_q{i}_sq_id"), sq_id));
         out.push(XStat::new(format!("tx_q{i}_ring_full"), x.ring_full.get()));

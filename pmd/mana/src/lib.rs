@@ -5,6 +5,7 @@ pub mod bus;
 pub mod cp;
 pub mod cq;
 pub mod device;
+pub mod dma;
 pub mod factory;
 pub mod gdma;
 pub mod port;

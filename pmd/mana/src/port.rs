@@ -108,6 +108,11 @@ impl PortDriver for ManaPort {
         Ok(slot)
     }
 
+    fn register_pool(&self, pool: &MbufPool) -> EthResult<()> {
+        let (p, pool) = (self.vport, pool.clone());
+        self.dev.call(self.id(), move |w| w.register_tx_pool(p, pool))?
+    }
+
     fn start(&self) -> EthResult<()> {
         let p = self.vport;
         self.dev.call(self.id(), move |w| w.start_port(p))?

@@ -45,6 +45,7 @@ use pmd_mempool::shm::{SlotRing32, Window};
 use pmd_mempool::{HeldRing, Mbuf};
 
 use crate::cq::{CqPoller, Peek, Polled};
+use crate::dma::{DmaRanges, Range};
 use crate::qmem::Ring;
 
 /// Counters of a TX queue beyond the basic ones (shown as xstats).
@@ -68,6 +69,9 @@ pub struct TxXstats {
     pub cqe_bad_offset: Counter,
     /// Bursts cut short because a packet had more than 30 segments.
     pub too_many_segs: Counter,
+    /// Bursts cut short because a packet's data is in memory the device cannot reach (a pool
+    /// not registered with it; see `crate::dma`).
+    pub unreachable: Counter,
     /// Bursts cut short because the ring or the descriptors were full.
     pub ring_full: Counter,
     /// Doorbells written.
@@ -186,6 +190,9 @@ pub struct ManaTxq {
     stats: Arc<TxQueueStats>,
     x: Arc<TxXstats>,
     offsets: Offsets,
+    /// Memory the device can reach, and the range the last packet's data was in.
+    dma: Arc<DmaRanges>,
+    reach: Range,
 }
 
 impl std::fmt::Debug for ManaTxq {
@@ -201,8 +208,7 @@ impl std::fmt::Debug for ManaTxq {
 
 impl ManaTxq {
     /// A queue over `sq` and `cq` rings, `nb_desc` descriptors (a power of two), device objects
-    /// `ids`, doorbells in `bar` at page offset `db_page_off`. `start_bu` is the SQ position to
-    /// start at (0 for a new queue).
+    /// `ids`, doorbells in `bar` at page offset `db_page_off`, sending only data inside `dma`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         sq: Ring,
@@ -213,6 +219,7 @@ impl ManaTxq {
         db_page_off: usize,
         stats: Arc<TxQueueStats>,
         x: Arc<TxXstats>,
+        dma: Arc<DmaRanges>,
     ) -> Option<Self> {
         if !nb_desc.is_power_of_two() || !sq.size().is_power_of_two() {
             return None;
@@ -258,7 +265,23 @@ impl ManaTxq {
             stats,
             x,
             offsets: Offsets::Learning(0),
+            dma,
+            reach: Range::default(),
         })
+    }
+
+    /// Whether the device can read `len` bytes at `iova`; moves `reach` to the range that holds
+    /// them.
+    #[cold]
+    #[inline(never)]
+    fn reachable(&self, reach: &mut Range, iova: u64, len: u64) -> bool {
+        match self.dma.find(iova, len) {
+            Some(r) => {
+                *reach = r;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The descriptor index (free-running) of the outstanding WQE at SQ position `o` (27-bit),
@@ -603,11 +626,11 @@ fn is_common(m: &Mbuf, fast_segs: u16) -> bool {
         && m.ol_flags() & (MBUF_F_TX_IP_CKSUM | MBUF_F_TX_L4_MASK | MBUF_F_TX_VLAN) == 0
 }
 
-/// Writes the WQEs of the leading common packets of `pkts` (one segment, no offload: header,
-/// `w[1]` as the short OOB, one SGE) at consecutive SQ positions from `tb` on; returns how many
-/// it wrote and their bytes. `w` holds the header word, the OOB word and the memory key. Out of
-/// line, so that the loop has the registers to itself (inline, the OOB word, the key and the
-/// byte count lived on the stack).
+/// Writes the WQEs of the leading common packets of `pkts` (one segment, no offload, data inside
+/// `reach`: header, `w[1]` as the short OOB, one SGE) at consecutive SQ positions from `tb` on;
+/// returns how many it wrote and their bytes. `w` holds the header word, the OOB word and the
+/// memory key. Out of line, so that the loop has the registers to itself (inline, the OOB word,
+/// the key and the byte count lived on the stack).
 #[inline(never)]
 fn post_common(
     ring: SlotRing32,
@@ -615,14 +638,15 @@ fn post_common(
     tb: u32,
     w: [u64; 3],
     fast_segs: u16,
+    reach: Range,
 ) -> (u32, u64) {
     let mut bytes = 0u64;
     let mut at = tb.wrapping_mul(GDMA_WQE_BU_SIZE) as usize;
     for (k, m) in pkts.iter().enumerate() {
-        if !is_common(m, fast_segs) {
+        let (iova, dlen) = m.data_iova_len();
+        if !is_common(m, fast_segs) || !reach.holds_start(iova) {
             return (k as u32, bytes);
         }
-        let (iova, dlen) = m.data_iova_len();
         ring.write(at, [w[0], w[1], iova, w[2] | (dlen as u64) << 32]);
         // One segment: what goes on the wire is its data.
         bytes += dlen as u64;
@@ -662,13 +686,14 @@ impl TxBurst for ManaTxq {
         let metas = &mut meta[..=mask as usize];
         let slice = &mut pkts.as_mut_slice()[..want];
         let mut n = 0usize;
+        let mut reach = self.reach;
         while n < slice.len() {
-            // A run of common packets: one segment, no offload, 32 bytes and one basic unit
-            // each, as many as there is room for.
+            // A run of common packets: one segment, no offload, data in the memory range of the
+            // one before, 32 bytes and one basic unit each, as many as there is room for.
             let run_start = n;
             let run_end = n + (slice.len() - n).min(room_bu as usize);
-            let (k, run_bytes) =
-                post_common(ring, &slice[run_start..run_end], tb, [w0, w1, key], fast_segs);
+            let run = &slice[run_start..run_end];
+            let (k, run_bytes) = post_common(ring, run, tb, [w0, w1, key], fast_segs, reach);
             bytes += run_bytes;
             // The run's WQEs are one basic unit each, at consecutive positions.
             let d0 = start_desc.wrapping_add(run_start as u32);
@@ -683,10 +708,23 @@ impl TxBurst for ManaTxq {
                 break;
             }
             let m = &mut slice[n];
-            if is_common(m, fast_segs) {
-                // A common packet the ring has no room for.
-                self.x.ring_full.inc();
+            // Every SGE must point into memory the device can reach: else the device would
+            // fail the WQE and disable the queue.
+            if !m.segment_iovas().all(|(iova, len)| {
+                reach.holds(iova, len as u64) || self.reachable(&mut reach, iova, len as u64)
+            }) {
+                self.x.unreachable.inc();
                 break;
+            }
+            if is_common(m, fast_segs) {
+                if room_bu == 0 {
+                    // A common packet the ring has no room for.
+                    self.x.ring_full.inc();
+                    break;
+                }
+                // Its data is in another memory range than the packet before's (`reach` now):
+                // a new run.
+                continue;
             }
             // Several segments, offloads, or the short form not allowed.
             let Some(bu) = self.post_slow(m, tb, room_bu) else { break };
@@ -697,6 +735,7 @@ impl TxBurst for ManaTxq {
             n += 1;
         }
         self.meta = meta;
+        self.reach = reach;
         if n == 0 {
             return 0;
         }

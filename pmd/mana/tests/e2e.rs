@@ -606,6 +606,66 @@ fn clones_shared_buffers_chains_and_another_pools_mbufs_are_sent_and_freed_by_th
 }
 
 #[test]
+fn data_the_device_cannot_reach_ends_the_burst_until_its_pool_is_registered() {
+    // The device fails a WQE whose SGE points outside registered memory and disables the queue.
+    // The driver registers RX pools itself; a pool only sent from must be registered with
+    // Port::register_pool. Until then its packets end the burst (counted), whatever shape they
+    // have: one segment, a chain whose second segment is of the pool, a clone of one of its
+    // mbufs.
+    let (_dev, ports) = rig(pair_cfg());
+    let (mp, other) = (pool("e2e-reach-rx", 2048), pool("e2e-reach-tx", 512));
+    let (a, b) = (&ports[0], &ports[1]);
+    setup(a, &mp, 1, &PortConf { tx_offloads: conf::tx_offload::MULTI_SEGS, ..Default::default() });
+    setup(b, &mp, 1, &PortConf::default());
+    let mut tx = a.tx_queue(0).unwrap();
+    let mut rx = b.rx_queue(0).unwrap();
+    let unreachable =
+        || a.xstats().unwrap().iter().find(|x| x.name == "tx_q0_unreachable").unwrap().value;
+    let sent: Vec<Vec<u8>> =
+        (0..5).map(|i| frame(b.mac(), a.mac(), 100 + i * 50, i as u8)).collect();
+    let unsendable = |i: usize, f: &[u8]| -> Mbuf {
+        match i {
+            0 => mbuf_of(&other, f),
+            1 => {
+                let mut h = mbuf_of(&mp, &f[..30]);
+                h.chain(mbuf_of(&other, &f[30..])).unwrap();
+                h
+            }
+            _ => mbuf_of(&other, f).try_clone(&mp).unwrap(),
+        }
+    };
+    for (i, bad) in sent[2..].iter().enumerate() {
+        let mut burst = Pkts::new();
+        burst.push(mbuf_of(&mp, &sent[0])).unwrap();
+        burst.push(mbuf_of(&mp, &sent[1])).unwrap();
+        burst.push(unsendable(i, bad)).unwrap();
+        burst.push(mbuf_of(&mp, &sent[0])).unwrap();
+        assert_eq!(tx.tx_burst(&mut burst), 2, "shape {i}: the prefix before it goes");
+        assert_eq!((burst.len(), unreachable()), (2, i as u64 + 1));
+        for (m, f) in recv_n(&mut rx, 2).iter().zip(&sent) {
+            assert_eq!(m.to_vec(), *f);
+        }
+        // Registered, the same packets go.
+        if i == 2 {
+            a.register_pool(&other).unwrap();
+            send_all(&mut tx, &mut burst);
+            let got = recv_n(&mut rx, 2);
+            assert_eq!((got[0].to_vec(), got[1].to_vec()), (bad.clone(), sent[0].clone()));
+        }
+        burst.free_all();
+    }
+    // Registering again changes nothing; the device never failed a WQE.
+    a.register_pool(&other).unwrap();
+    let x = a.xstats().unwrap();
+    let get = |n: &str| x.iter().find(|x| x.name == n).map(|x| x.value);
+    assert_eq!((get("dev_tx_err_gdma"), get("sq_recreated")), (Some(0), Some(0)));
+    assert_eq!(unreachable(), 3);
+    drop((tx, rx));
+    stop_check_close(&ports, &mp);
+    assert_eq!(other.in_use_count(), 0);
+}
+
+#[test]
 fn frames_larger_than_the_buffer_are_truncated_and_counted() {
     let mut cfg = pair_cfg();
     cfg.adapter_mtu = 9014;
