@@ -3,6 +3,9 @@
 //! those packets (which find room). `cargo run --release -p mana-pmd --example burst_cost --
 //! [ROUNDS] [BURST] [DESC] [CACHE]`.
 //!
+//! Two lines: the mean over all bursts, and the median of full bursts (robust to the host
+//! preempting this VM, which inflates means by several cycles per packet).
+//!
 //! The phases (half a ring of TX, then as much RX) overflow a per-lcore pool cache smaller than
 //! that: RX then refills with mbufs that come from the pool's ring, cold in cache, and at bursts
 //! of 64 the header prefetches of such mbufs stall. CACHE (default 256, DPDK testpmd's 250
@@ -53,6 +56,9 @@ fn main() {
     let mut pool_burst = Pkts::new();
     let (mut rx_cyc, mut rx_pkts, mut rx_calls) = (0u64, 0u64, 0u64);
     let (mut tx_cyc, mut tx_pkts, mut tx_calls) = (0u64, 0u64, 0u64);
+    // Cycles per packet of each full burst, for medians (robust to preemption on a busy host).
+    let mut rx_each: Vec<f64> = Vec::with_capacity(rounds * (n_fill / burst + 1));
+    let mut tx_each: Vec<f64> = Vec::with_capacity(rounds * (n_fill / burst + 1));
     let mut held: Vec<Pkts> = Vec::new();
     for _ in 0..rounds {
         // Fill: n_fill frames from a to b (timed: TX bursts that find room).
@@ -78,7 +84,11 @@ fn main() {
             let n = pk.len();
             let s = tsc::rdtsc();
             let sent = tx_once(&mut txa, &mut pk);
-            tx_cyc += tsc::rdtsc() - s;
+            let c = tsc::rdtsc() - s;
+            tx_cyc += c;
+            if sent == burst {
+                tx_each.push(c as f64 / sent as f64);
+            }
             tx_calls += 1;
             tx_pkts += sent as u64;
             pk.free_all();
@@ -101,6 +111,9 @@ fn main() {
                 continue;
             }
             rx_cyc += e - s;
+            if n == burst {
+                rx_each.push((e - s) as f64 / n as f64);
+            }
             rx_calls += 1;
             rx_pkts += n as u64;
             got += n;
@@ -116,6 +129,17 @@ fn main() {
         rx_pkts as f64 / rx_calls.max(1) as f64,
         tx_cyc as f64 / tx_pkts.max(1) as f64,
         tx_pkts as f64 / tx_calls.max(1) as f64,
+    );
+    let median = |v: &mut Vec<f64>| {
+        v.sort_unstable_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (rx_med, tx_med) = (median(&mut rx_each), median(&mut tx_each));
+    println!(
+        "median full burst: rx {rx_med:.1} cycles/pkt, tx {tx_med:.1} cycles/pkt, rx+tx {:.1} ({} and {} bursts)",
+        rx_med + tx_med,
+        rx_each.len(),
+        tx_each.len()
     );
     for p in held.iter_mut() {
         p.free_all();
