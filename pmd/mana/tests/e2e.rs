@@ -549,8 +549,8 @@ fn clones_shared_buffers_chains_and_another_pools_mbufs_are_sent_and_freed_by_th
     let (mp, other) = (pool("e2e-held-a", 4096), pool("e2e-held-b", 2048));
     let (a, b) = (&ports[0], &ports[1]);
     setup(a, &mp, 1, &PortConf { tx_offloads: conf::tx_offload::MULTI_SEGS, ..Default::default() });
-    // b receives into the second pool, which registers it with the device (the driver
-    // registers RX pools; TX from a pool the device does not know is refused by the device).
+    // b receives into the second pool, which registers it with the device (RX pools are
+    // registered by their queues; a pool only sent from needs Port::register_pool).
     setup(b, &other, 1, &PortConf::default());
     let mut tx = a.tx_queue(0).unwrap();
     let mut rx = b.rx_queue(0).unwrap();
