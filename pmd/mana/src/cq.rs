@@ -10,6 +10,7 @@
 use std::sync::atomic::Ordering;
 
 use gdma_defs::{CqEqDoorbell, CqeInfo, DB_CQ, OwnerRing, OwnerState};
+use pmd_ethdev::stats::Counter;
 use pmd_mempool::shm::{SlotRing64, Window};
 
 use crate::qmem::Ring;
@@ -144,6 +145,19 @@ impl CqPoller {
                 let data = core::array::from_fn(|i| self.slots.load(off, i));
                 self.head = self.head.wrapping_add(1);
                 Polled::Entry(CqEntry { data, info })
+            }
+        }
+    }
+
+    /// Takes the next entry, skipping (and counting in `bad_owner`) entries with a corrupt
+    /// owner count; `None` when there is nothing new.
+    #[inline(always)]
+    pub fn take(&mut self, bad_owner: &Counter) -> Option<CqEntry> {
+        loop {
+            match self.poll() {
+                Polled::Empty => return None,
+                Polled::BadOwner => bad_owner.inc(),
+                Polled::Entry(e) => return Some(e),
             }
         }
     }

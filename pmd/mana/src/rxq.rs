@@ -29,7 +29,7 @@ use pmd_mempool::mbuf::ol::{
 use pmd_mempool::shm::{SlotRing32, Window};
 use pmd_mempool::{Mbuf, MbufPool};
 
-use crate::cq::{CqEntry, CqPoller, Peek, Polled};
+use crate::cq::{CqEntry, CqPoller, Peek};
 use crate::qmem::Ring;
 
 /// Counters of an RX queue beyond the basic ones (shown as xstats).
@@ -776,14 +776,7 @@ impl RxBurst for ManaRxq {
                 break;
             }
             // The general path takes the next CQE (partly delivered if need be).
-            let e = match self.cq.poll() {
-                Polled::Empty => break,
-                Polled::BadOwner => {
-                    self.x.cqe_bad_owner.inc();
-                    continue;
-                }
-                Polled::Entry(e) => e,
-            };
+            let Some(e) = self.cq.take(&self.x.cqe_bad_owner) else { break };
             self.handle(e, out, &mut got, max, &mut bytes);
         }
         if self.posted() < self.descs.len() as u32 {

@@ -44,7 +44,7 @@ use pmd_mempool::mbuf::ol::{
 use pmd_mempool::shm::{SlotRing32, Window};
 use pmd_mempool::{HeldRing, Mbuf};
 
-use crate::cq::{CqPoller, Peek, Polled};
+use crate::cq::{CqPoller, Peek};
 use crate::dma::{DmaRanges, Range};
 use crate::qmem::Ring;
 
@@ -393,14 +393,7 @@ impl ManaTxq {
                 self.x.completions.inc();
                 continue;
             }
-            let e = match self.cq.poll() {
-                Polled::Empty => break,
-                Polled::BadOwner => {
-                    self.x.cqe_bad_owner.inc();
-                    continue;
-                }
-                Polled::Entry(e) => e,
-            };
+            let Some(e) = self.cq.take(&self.x.cqe_bad_owner) else { break };
             let t = ManaCqeHeader(e.data[0]).cqe_type();
             if e.info.wq_num() != self.ids.sq_id
                 || !e.info.is_sq()
