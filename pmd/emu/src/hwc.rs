@@ -202,9 +202,6 @@ pub(crate) fn service(core: &mut Core) -> bool {
     if sig {
         post_eqe(&core.shared, &mut h.eq, GDMA_EQE_COMPLETION, [HWC_CQ_ID, 0, 0]);
     }
-    if std::env::var("EMU_YIELD").is_ok() {
-        std::thread::yield_now();
-    }
     true
 }
 
